@@ -1,0 +1,474 @@
+#include "app.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envelope.h"
+#include "json.h"
+#include "log.h"
+#include "lua_ctx.h"
+#include "lua_server.h"
+#include "lua_vm.h"
+#include "server.h"
+
+/* ---- client ids: 16 hex digits, unique (a bijection of a counter) ---- */
+
+static uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+static void assign_id(sl_conn *c) {
+  static uint64_t seed, counter;
+  if (!seed) seed = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^ (uint64_t)(uintptr_t)&seed;
+  snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)splitmix64(seed + counter++));
+}
+
+/* ---- ctx.req ---- */
+
+static int hexval(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+/* Pushes the URL-decoded form of s[0..n). */
+static void push_decoded(lua_State *L, const char *s, size_t n) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '+') {
+      luaL_addchar(&b, ' ');
+    } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+      luaL_addchar(&b, (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2])));
+      i += 2;
+    } else {
+      luaL_addchar(&b, s[i]);
+    }
+  }
+  luaL_pushresult(&b);
+}
+
+static void push_query(lua_State *L, const char *q) {
+  lua_newtable(L);
+  while (q && *q) {
+    size_t n = strcspn(q, "&#");
+    const char *eq = memchr(q, '=', n);
+    size_t klen = eq ? (size_t)(eq - q) : n;
+    if (klen) {
+      push_decoded(L, q, klen);
+      if (eq) push_decoded(L, eq + 1, n - klen - 1);
+      else lua_pushliteral(L, "");
+      lua_settable(L, -3);
+    }
+    if (q[n] != '&') break;
+    q += n + 1;
+  }
+}
+
+static void make_req(lua_State *L, sl_conn *c, const sl_http_req *req) {
+  const char *url = sl_http_url(req);
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, sl_http_method(req));
+  lua_setfield(L, -2, "method");
+  lua_pushstring(L, url);
+  lua_setfield(L, -2, "url");
+  lua_pushlstring(L, url, strcspn(url, "?#"));
+  lua_setfield(L, -2, "path");
+  const char *q = strchr(url, '?');
+  push_query(L, q ? q + 1 : NULL);
+  lua_setfield(L, -2, "query");
+  lua_newtable(L);
+  size_t pos = 0;
+  const char *name, *value;
+  while (sl_http_next_header(req, &pos, &name, &value)) {
+    lua_pushstring(L, value);
+    lua_setfield(L, -2, name);
+  }
+  lua_setfield(L, -2, "headers");
+  c->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* ---- running handlers ---- */
+
+/* Runs the handler on top of the stack with ctx (and the extra args above
+ * it) as a task; a task that waits keeps its ctx from being reused. */
+static void run(sl_conn *c, const char *kind, const char *name, int nargs, sl_task_done done,
+                char *correlation_json) {
+  lua_State *L = sl_vm_state();
+  sl_task *t = sl_task_new(c->server, kind, name, c->id, done);
+  if (!t) {
+    lua_pop(L, nargs + 1);
+    free(correlation_json);
+    return;
+  }
+  t->correlation_json = correlation_json;
+  if (sl_task_start(t, nargs) == SL_TASK_WAITING) sl_ctx_unshare(L, c);
+}
+
+/* Pushes the handler in group[name] (or group); false when there is none. */
+static bool push_fn(lua_State *L, sl_server *s, const char *group, const char *name) {
+  sl_lua_push_handler(L, s, group, name);
+  if (lua_isfunction(L, -1)) return true;
+  lua_pop(L, 1);
+  return false;
+}
+
+static void invalid(sl_conn *c, const char *why, const char *raw, size_t len) {
+  lua_State *L = sl_vm_state();
+  sl_debug("ignored a message from %s: %s", c->id, why);
+  if (!push_fn(L, c->server, "hooks", "onInvalidMessage")) return;
+  lua_pushnil(L);
+  sl_ctx_push_event(L, c, NULL, false);
+  lua_pushstring(L, why);
+  lua_pushlstring(L, raw, len);
+  run(c, "hook", "onInvalidMessage", 3, NULL, NULL);
+}
+
+static void accept_client(sl_conn *c);
+
+static void middleware_done(sl_task *t, lua_State *co, int nres, const char *err) {
+  sl_conn *c = sl_map_get(&t->server->clients, t->client_id, SL_ID_LEN);
+  if (!c || c->state != SL_CONN_PENDING) return; /* gone, or rejected already */
+  if (!err && nres >= 1 && lua_toboolean(co, -1)) accept_client(c);
+  else sl_conn_close(c, 1008, err ? "Rejected: middleware error" : "Rejected");
+}
+
+static void accept_client(sl_conn *c) {
+  lua_State *L = sl_vm_state();
+  c->state = SL_CONN_OPEN;
+  c->accepted = true;
+  if (push_fn(L, c->server, "connection", NULL)) {
+    lua_pushnil(L);
+    sl_ctx_push_event(L, c, "connection", false);
+    run(c, "onConnection", NULL, 1, NULL, NULL);
+  }
+  if (c->state != SL_CONN_OPEN) return;
+  if (c->held_in.len) {
+    sl_sbuf held = c->held_in;
+    c->held_in = (sl_sbuf){0};
+    c->tp->on_read(c, held.data, held.len);
+    sl_sbuf_free(&held);
+  }
+  if (c->state == SL_CONN_OPEN) sl_server_resume_reading(c);
+}
+
+void sl_app_client_opened(sl_conn *c, const sl_http_req *req) {
+  sl_server *s = c->server;
+  lua_State *L = sl_vm_state();
+  assign_id(c);
+  c->rooms.owner = c;
+  if (sl_map_put(&s->clients, c->id, SL_ID_LEN, c) != 0) return sl_conn_abort(c);
+  c->registered = true;
+  s->stats.total_connections++;
+  s->stats.active++;
+  if (c->is_tcp) s->stats.tcp++;
+  else s->stats.ws++;
+  if (req) make_req(L, c, req);
+  c->state = SL_CONN_PENDING;
+
+  sl_lua_push_handler(L, s, "use", NULL);
+  if (lua_objlen(L, -1) == 0) {
+    lua_pop(L, 1);
+    return accept_client(c);
+  }
+  sl_vm_push_prelude(L, "run_middleware");
+  lua_insert(L, -2);
+  lua_pushnil(L);
+  sl_ctx_push_event(L, c, "connection", false);
+  sl_task *t = sl_task_new(s, "use", NULL, c->id, middleware_done);
+  if (!t) {
+    lua_pop(L, 3);
+    return sl_conn_abort(c);
+  }
+  if (sl_task_start(t, 2) == SL_TASK_WAITING && c->state == SL_CONN_PENDING) {
+    sl_ctx_unshare(L, c);
+    uv_read_stop((uv_stream_t *)&c->tcp); /* nothing is dispatched before acceptance */
+  }
+}
+
+void sl_app_feed(sl_conn *c, const char *p, size_t n) {
+  if (c->state == SL_CONN_OPEN) c->tp->on_read(c, p, n);
+  else if (c->state == SL_CONN_PENDING) sl_sbuf_append(&c->held_in, p, n);
+}
+
+/* ---- messages ---- */
+
+/* Runs on[event], then onAll, for the data on top of the stack (popped). */
+static void dispatch_event(sl_conn *c, const char *event, bool binary) {
+  lua_State *L = sl_vm_state();
+  sl_server *s = c->server;
+  int base = lua_gettop(L); /* the data */
+  bool has_on = push_fn(L, s, "on", event);
+  bool has_all = push_fn(L, s, "all", NULL);
+  if (has_on || has_all) {
+    lua_pushvalue(L, base);
+    sl_ctx_push_event(L, c, event, binary);
+    int ctx = lua_gettop(L);
+    if (has_on) {
+      lua_pushvalue(L, base + 1);
+      lua_pushvalue(L, ctx);
+      run(c, "on", event, 1, NULL, NULL);
+    }
+    if (has_all && c->state == SL_CONN_OPEN) {
+      lua_pushvalue(L, base + 1 + has_on);
+      lua_pushstring(L, event);
+      lua_pushvalue(L, ctx);
+      run(c, "onAll", event, 2, NULL, NULL);
+    }
+  }
+  lua_settop(L, base - 1);
+}
+
+static void send_ack(sl_conn *c, const sl_task *t, const char *data, size_t len, const char *error) {
+  sl_msg m = {.type = SL_MSG_ACK,
+              .event = t->name,
+              .event_len = strlen(t->name),
+              .data = data,
+              .data_len = len,
+              .correlation_json = t->correlation_json,
+              .error = error};
+  sl_conn_send(c, &m);
+  sl_msg_release(&m);
+}
+
+static void ack_done(sl_task *t, lua_State *co, int nres, const char *err) {
+  sl_conn *c = sl_map_get(&t->server->clients, t->client_id, SL_ID_LEN);
+  if (!c || !sl_conn_sending(c)) return;
+  if (err) return send_ack(c, t, NULL, 0, err);
+  if (nres == 0 || lua_isnil(co, -nres)) return; /* nothing to say, as in v3 */
+  sl_sbuf out = {0};
+  char msg[256];
+  if (sl_json_encode(co, -nres, &out, msg, sizeof msg) == 0) {
+    send_ack(c, t, out.data, out.len, NULL);
+  } else {
+    sl_vm_log_error(t, msg, NULL);
+    send_ack(c, t, NULL, 0, msg);
+  }
+  sl_sbuf_free(&out);
+}
+
+static bool reserved(sl_conn *c, const sl_envelope *env, const char *text, size_t len) {
+  const char *e = env->event;
+  bool join = strcmp(e, "join-room") == 0, leave = strcmp(e, "leave-room") == 0;
+  if (join || leave) {
+    if (!cJSON_IsString(env->data) || !env->data->valuestring[0]) {
+      invalid(c, "room name must be a non-empty string", text, len);
+    } else {
+      const char *room = env->data->valuestring;
+      (join ? sl_app_join : sl_app_leave)(c, room, strlen(room), 1);
+    }
+    return true;
+  }
+  if (strcmp(e, "pong") == 0) return true; /* liveness: the read itself counted */
+  if (strcmp(e, "ping") == 0 || strcmp(e, "connect") == 0 || strcmp(e, "disconnect") == 0 ||
+      strcmp(e, "error") == 0) {
+    invalid(c, "reserved event name", text, len);
+    return true;
+  }
+  return false;
+}
+
+static void raw_message(sl_conn *c, const char *msg, size_t len, bool binary) {
+  lua_State *L = sl_vm_state();
+  lua_pushlstring(L, msg, len);
+  sl_ctx_push_event(L, c, "message", binary);
+  lua_pushlstring(L, msg, len);
+  lua_pushboolean(L, binary);
+  run(c, "onMessage", NULL, 3, NULL, NULL);
+}
+
+static void count_in(sl_conn *c) {
+  c->msgs_in++;
+  c->server->stats.messages_received++;
+}
+
+void sl_app_text(sl_conn *c, const char *text, size_t len) {
+  lua_State *L = sl_vm_state();
+  count_in(c);
+  if (push_fn(L, c->server, "message", NULL)) return raw_message(c, text, len, false);
+  sl_envelope env;
+  sl_env_status st = sl_envelope_parse(text, len, &env);
+  if (st != SL_ENV_OK) {
+    sl_envelope_free(&env);
+    return invalid(c, sl_env_status_text(st), text, len);
+  }
+  if (reserved(c, &env, text, len)) return sl_envelope_free(&env);
+  if (env.data) sl_json_push(L, env.data);
+  else lua_pushnil(L);
+  if (env.ack_name && push_fn(L, c->server, "ack", env.ack_name)) {
+    lua_insert(L, -2);
+    sl_ctx_push_event(L, c, env.ack_name, false);
+    char *corr = env.correlation_id ? cJSON_PrintUnformatted(env.correlation_id) : NULL;
+    run(c, "onAck", env.ack_name, 1, ack_done, corr);
+  } else {
+    dispatch_event(c, env.event, false);
+  }
+  sl_envelope_free(&env);
+}
+
+void sl_app_binary(sl_conn *c, const char *msg, size_t len) {
+  lua_State *L = sl_vm_state();
+  count_in(c);
+  if (push_fn(L, c->server, "message", NULL)) return raw_message(c, msg, len, true);
+  sl_binary_msg bin;
+  sl_env_status st = sl_binary_parse((const uint8_t *)msg, len, &bin);
+  if (st != SL_ENV_OK) return invalid(c, sl_env_status_text(st), msg, len);
+  lua_pushlstring(L, (const char *)bin.payload, bin.payload_len);
+  dispatch_event(c, bin.event, true);
+}
+
+/* ---- rooms ---- */
+
+static void reply(sl_conn *c, const char *event, const char *room, size_t len) {
+  sl_sbuf json = {0};
+  if (sl_json_put_string(&json, room, len) == 0) {
+    sl_msg m = {.type = SL_MSG_EVENT, .event = event, .event_len = strlen(event), .data = json.data,
+                .data_len = json.len};
+    sl_conn_send(c, &m);
+    sl_msg_release(&m);
+  }
+  sl_sbuf_free(&json);
+}
+
+int sl_app_join(sl_conn *c, const char *room, size_t len, int want_reply) {
+  sl_server *s = c->server;
+  if (len == 0 || len > SL_EVENT_NAME_MAX) return -1;
+  bool member = sl_room_set_has(&c->rooms, room, len);
+  if (!member && c->rooms.count >= s->cfg.max_rooms_per_client) {
+    sl_info("client %s may not join %.*s: maxRoomsPerClient reached", c->id, (int)len, room);
+    return -1;
+  }
+  if (!member && !sl_rooms_find(&s->rooms, room, len) && sl_rooms_count(&s->rooms) >= s->cfg.max_rooms) {
+    sl_info("client %s may not create room %.*s: maxRooms reached", c->id, (int)len, room);
+    return -1;
+  }
+  if (sl_rooms_join(&s->rooms, &c->rooms, room, len) == SL_ROOM_NOMEM) return -1;
+  if (want_reply) reply(c, "joined-room", room, len);
+  return 0;
+}
+
+int sl_app_leave(sl_conn *c, const char *room, size_t len, int want_reply) {
+  sl_rooms_leave(&c->server->rooms, &c->rooms, room, len);
+  if (want_reply) reply(c, "left-room", room, len);
+  return 0;
+}
+
+void sl_app_broadcast(sl_server *s, sl_msg *m, const sl_conn *exclude) {
+  for (sl_conn *c = s->conns; c; c = c->next)
+    if (c != exclude && c->accepted && c->state == SL_CONN_OPEN) sl_conn_send(c, m);
+}
+
+void sl_app_to_room(sl_server *s, const char *name, size_t len, sl_msg *m, const sl_conn *exclude) {
+  sl_room *room = sl_rooms_find(&s->rooms, name, len);
+  for (uint32_t i = 0; room && i < room->count; i++) {
+    sl_conn *c = room->members[i]->owner;
+    if (c != exclude) sl_conn_send(c, m);
+  }
+}
+
+/* ---- departure ---- */
+
+void sl_app_client_gone(sl_conn *c) {
+  sl_server *s = c->server;
+  lua_State *L = sl_vm_state();
+  if (c->registered) {
+    sl_rooms_leave_all(&s->rooms, &c->rooms);
+    sl_map_remove(&s->clients, c->id, SL_ID_LEN);
+    s->stats.active--;
+    if (c->is_tcp) s->stats.tcp--;
+    else s->stats.ws--;
+    c->registered = false;
+  }
+  if (c->accepted && push_fn(L, s, "disconnect", NULL)) {
+    lua_pushnil(L);
+    sl_ctx_push_event(L, c, "disconnect", false);
+    run(c, "onDisconnect", NULL, 1, NULL, NULL);
+  }
+  sl_ctx_detach_all(L, c);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->meta_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, c->req_ref);
+  c->meta_ref = c->req_ref = LUA_NOREF;
+}
+
+/* ---- queries ---- */
+
+static void push_client(lua_State *L, const sl_conn *c) {
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, c->id);
+  lua_setfield(L, -2, "id");
+  lua_createtable(L, (int)c->rooms.count, 0);
+  for (uint32_t i = 0; i < c->rooms.count; i++) {
+    lua_pushlstring(L, c->rooms.items[i].room->name, c->rooms.items[i].room->name_len);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT);
+  lua_setmetatable(L, -2);
+  lua_setfield(L, -2, "rooms");
+}
+
+void sl_app_push_clients(lua_State *L, sl_server *s, const char *room_name, size_t len) {
+  lua_newtable(L);
+  int n = 0;
+  if (room_name) {
+    sl_room *room = sl_rooms_find(&s->rooms, room_name, len);
+    for (uint32_t i = 0; room && i < room->count; i++) {
+      push_client(L, room->members[i]->owner);
+      lua_rawseti(L, -2, ++n);
+    }
+  } else {
+    for (sl_conn *c = s->conns; c; c = c->next) {
+      if (!c->registered) continue;
+      push_client(L, c);
+      lua_rawseti(L, -2, ++n);
+    }
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT);
+  lua_setmetatable(L, -2);
+}
+
+void sl_app_push_stats(lua_State *L, sl_server *s) {
+  const sl_stats *st = &s->stats;
+  size_t rss = 0;
+  uv_resident_set_memory(&rss);
+  lua_createtable(L, 0, 12);
+#define NUM(name, v) (lua_pushnumber(L, (lua_Number)(v)), lua_setfield(L, -2, name))
+  NUM("totalConnections", st->total_connections);
+  NUM("activeConnections", st->active);
+  NUM("totalMessagesReceived", st->messages_received);
+  NUM("totalMessagesSent", st->messages_sent);
+  NUM("totalRooms", sl_rooms_count(&s->rooms));
+  NUM("uptime", s->started ? sl_now_ms() - st->started_at : 0);
+  NUM("wsConnections", st->ws);
+  NUM("tcpConnections", st->tcp);
+  NUM("rateLimiterEntries", 0);
+  lua_createtable(L, 0, 2);
+  NUM("rss", rss);
+  NUM("luaHeap", lua_gc(L, LUA_GCCOUNT, 0) * 1024.0 + lua_gc(L, LUA_GCCOUNTB, 0));
+  lua_setfield(L, -2, "memoryUsage");
+#undef NUM
+}
+
+int sl_app_health_json(sl_server *s, sl_sbuf *out) {
+  lua_State *L = sl_vm_state();
+  sl_app_push_stats(L, s);
+  lua_pushliteral(L, "ok");
+  lua_setfield(L, -2, "status");
+  lua_pushnumber(L, (lua_Number)((s->started ? sl_now_ms() - s->stats.started_at : 0) / 1000));
+  lua_setfield(L, -2, "uptimeSeconds");
+  lua_getfield(L, -1, "memoryUsage");
+  lua_getfield(L, -1, "rss");
+  lua_Number mb = lua_tonumber(L, -1) / (1024.0 * 1024.0);
+  lua_pop(L, 2);
+  lua_pushnumber(L, (lua_Number)(long long)(mb * 100) / 100);
+  lua_setfield(L, -2, "memoryMB");
+  char err[128];
+  int r = sl_json_encode(L, -1, out, err, sizeof err);
+  lua_pop(L, 1);
+  return r;
+}

@@ -1,0 +1,42 @@
+/* The application: what a client's arrival, messages and departure mean —
+ * the envelope dispatch to Lua handlers, ACK replies, reserved events,
+ * rooms, middleware, and the stats that /health and getStats report. */
+#ifndef SL_APP_H
+#define SL_APP_H
+
+#include <lua.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "conn.h"
+#include "http.h"
+
+/* A WebSocket upgrade was answered 101: register the client and run the
+ * middleware chain, then onConnection. req is valid during the call only. */
+void sl_app_client_opened(sl_conn *c, const sl_http_req *req);
+/* Bytes for the transport that arrived with the upgrade. */
+void sl_app_feed(sl_conn *c, const char *p, size_t n);
+
+void sl_app_text(sl_conn *c, const char *text, size_t len);
+void sl_app_binary(sl_conn *c, const char *msg, size_t len);
+
+/* From the connection's close callback: rooms, client table, onDisconnect. */
+void sl_app_client_gone(sl_conn *c);
+
+/* Joins or leaves a room on the client's behalf; replies as v3 does when
+ * reply is set. Returns 0, or -1 when refused. */
+int sl_app_join(sl_conn *c, const char *room, size_t len, int reply);
+int sl_app_leave(sl_conn *c, const char *room, size_t len, int reply);
+
+/* Sends to every open client (but exclude), or every member of room. */
+void sl_app_broadcast(sl_server *s, sl_msg *m, const sl_conn *exclude);
+void sl_app_to_room(sl_server *s, const char *room, size_t len, sl_msg *m, const sl_conn *exclude);
+
+/* Pushes the getStats() table. */
+void sl_app_push_stats(lua_State *L, sl_server *s);
+int sl_app_health_json(sl_server *s, sl_sbuf *out);
+
+/* Pushes {id=..., rooms={...}} for every client, or a room's members. */
+void sl_app_push_clients(lua_State *L, sl_server *s, const char *room, size_t len);
+
+#endif

@@ -1,0 +1,194 @@
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "log.h"
+#include "server.h"
+
+#define MAX_WRITE_BUFS 64
+
+void sl_msg_release(sl_msg *m) {
+  for (int i = 0; i < SL_TRANSPORTS; i++) {
+    sl_buf_unref(m->wire[i]);
+    m->wire[i] = NULL;
+  }
+}
+
+sl_conn *sl_conn_new(sl_server *s) {
+  sl_conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->server = s;
+  c->meta_ref = c->req_ref = c->ctx_ref = -2; /* LUA_NOREF */
+  c->tcp.data = c;
+  c->wreq.data = c;
+  return c;
+}
+
+static int outq_push(sl_outq *q, sl_buf *b) {
+  if (q->count == q->cap) {
+    uint32_t cap = q->cap ? q->cap * 2 : 8;
+    sl_buf **items = malloc(cap * sizeof *items);
+    if (!items) return -1;
+    for (uint32_t i = 0; i < q->count; i++) items[i] = q->items[(q->head + i) % q->cap];
+    free(q->items);
+    q->items = items;
+    q->head = 0;
+    q->cap = cap;
+  }
+  q->items[(q->head + q->count++) % q->cap] = b;
+  q->bytes += b->len;
+  return 0;
+}
+
+static void outq_pop(sl_outq *q) {
+  sl_buf *b = q->items[q->head];
+  q->bytes -= b->len - q->head_off;
+  q->head_off = 0;
+  q->head = (q->head + 1) % q->cap;
+  q->count--;
+  sl_buf_unref(b);
+}
+
+/* Marks n bytes as written from the front of the queue. */
+static void outq_consume(sl_outq *q, size_t n) {
+  while (n > 0) {
+    size_t left = q->items[q->head]->len - q->head_off;
+    if (n < left) {
+      q->head_off += (uint32_t)n;
+      q->bytes -= n;
+      return;
+    }
+    n -= left;
+    outq_pop(q);
+  }
+}
+
+static void outq_free(sl_outq *q) {
+  while (q->count) outq_pop(q);
+  free(q->items);
+  memset(q, 0, sizeof *q);
+}
+
+static uint32_t outq_bufs(const sl_outq *q, uv_buf_t *bufs, uint32_t max) {
+  uint32_t n = q->count < max ? q->count : max;
+  for (uint32_t i = 0; i < n; i++) {
+    sl_buf *b = q->items[(q->head + i) % q->cap];
+    uint32_t off = i == 0 ? q->head_off : 0;
+    bufs[i] = uv_buf_init(b->data + off, b->len - off);
+  }
+  return n;
+}
+
+void sl_conn_enqueue(sl_conn *c, sl_buf *b) {
+  if (c->state == SL_CONN_CLOSED || outq_push(&c->q, b) != 0) {
+    sl_buf_unref(b);
+    return;
+  }
+  if (!c->dirty) {
+    c->dirty = true;
+    c->dirty_next = c->server->dirty;
+    c->server->dirty = c;
+  }
+}
+
+int sl_conn_send(sl_conn *c, sl_msg *m) {
+  if (!sl_conn_sending(c)) return -1;
+  sl_buf *wire = m->wire[c->tp->kind];
+  if (!wire && !(wire = m->wire[c->tp->kind] = c->tp->encode(m))) return -1;
+  sl_conn_enqueue(c, sl_buf_ref(wire));
+  c->msgs_out++;
+  c->server->stats.messages_sent++;
+  return 0;
+}
+
+static void on_write(uv_write_t *req, int status);
+
+static void start_write(sl_conn *c) {
+  uv_buf_t bufs[MAX_WRITE_BUFS];
+  uint32_t n = outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
+  c->writing = n;
+  int r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, on_write);
+  if (r != 0) {
+    c->writing = 0;
+    sl_conn_abort(c);
+  }
+}
+
+/* Writes what is queued: first without waiting, then the rest in one
+ * uv_write that carries up to MAX_WRITE_BUFS buffers. */
+void sl_conn_flush(sl_conn *c) {
+  if (c->writing || c->state == SL_CONN_CLOSED) return;
+  while (c->q.count) {
+    uv_buf_t bufs[MAX_WRITE_BUFS];
+    uint32_t n = outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
+    int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+    if (r == UV_EAGAIN || r == UV_ENOSYS) break;
+    if (r < 0) {
+      sl_conn_abort(c);
+      return;
+    }
+    outq_consume(&c->q, (size_t)r);
+    if (c->q.count && c->q.head_off) break; /* the socket is full */
+  }
+  if (c->q.count)
+    start_write(c);
+  else if (c->tp->on_drained)
+    c->tp->on_drained(c);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  sl_conn *c = req->data;
+  uint32_t n = c->writing;
+  c->writing = 0;
+  if (status < 0) {
+    if (c->state != SL_CONN_CLOSED) sl_conn_abort(c);
+    return;
+  }
+  while (n--) outq_pop(&c->q);
+  sl_conn_flush(c);
+}
+
+void sl_conn_close(sl_conn *c, uint16_t code, const char *reason) {
+  if (c->state == SL_CONN_CLOSING || c->state == SL_CONN_CLOSED) return;
+  c->tp->close(c, code, reason);
+}
+
+static void on_closed(uv_handle_t *h) {
+  sl_conn *c = h->data;
+  sl_server_forget(c->server, c);
+  sl_app_client_gone(c);
+  if (c->tp && c->tp->free) c->tp->free(c);
+  outq_free(&c->q);
+  sl_sbuf_free(&c->held_in);
+  free(c);
+}
+
+void sl_conn_abort(sl_conn *c) {
+  if (c->state == SL_CONN_CLOSED) return;
+  c->state = SL_CONN_CLOSED;
+  uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+#define LINGER_MS 2000
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  sl_conn *c = req->data;
+  free(req);
+  if (status < 0 && c->state != SL_CONN_CLOSED) sl_conn_abort(c);
+}
+
+void sl_conn_shutdown(sl_conn *c) {
+  if (c->state == SL_CONN_CLOSED || c->shutting) return;
+  uv_shutdown_t *req = malloc(sizeof *req);
+  if (!req) return sl_conn_abort(c);
+  c->shutting = true;
+  c->state = SL_CONN_CLOSING;
+  c->deadline = sl_now_ms() + LINGER_MS;
+  req->data = c;
+  if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    free(req);
+    sl_conn_abort(c);
+  }
+}

@@ -1,0 +1,129 @@
+/* A transport-neutral client connection: its socket, state, rooms, and the
+ * one outbound queue that everything written to it goes through, in order.
+ *
+ * Ownership: the server allocates a connection on accept; it is freed only
+ * in the libuv close callback, never while a caller up the stack (a Lua
+ * handler, wslay) may still hold it. Contexts (sl_ctx) pointing at it are
+ * detached there. */
+#ifndef SL_CONN_H
+#define SL_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "room.h"
+
+typedef struct sl_conn sl_conn;
+typedef struct sl_server sl_server;
+struct sl_ctx;
+
+#define SL_ID_LEN 16
+
+typedef enum {
+  SL_CONN_HTTP,    /* reading the HTTP request */
+  SL_CONN_PENDING, /* upgraded, middleware still deciding; reads paused */
+  SL_CONN_OPEN,
+  SL_CONN_CLOSING, /* close frame queued: nothing more is sent or dispatched */
+  SL_CONN_CLOSED,  /* socket closing; freed in the close callback */
+} sl_conn_state;
+
+enum { SL_TRANSPORT_WS, SL_TRANSPORT_TCP, SL_TRANSPORTS };
+
+typedef enum {
+  SL_MSG_EVENT,      /* {"event","data"} */
+  SL_MSG_BINARY,     /* a binary event */
+  SL_MSG_ACK,        /* an ACK reply */
+  SL_MSG_RAW_TEXT,   /* raw mode: the bytes as they are */
+  SL_MSG_RAW_BINARY,
+} sl_msg_type;
+
+/* One outgoing message. Its wire form is built once per transport on first
+ * use and shared by every recipient; the sender calls sl_msg_release. */
+typedef struct {
+  sl_msg_type type;
+  const char *event;
+  size_t event_len;
+  const char *data; /* JSON text, or bytes for binary and raw messages */
+  size_t data_len;
+  const char *correlation_json; /* ACK replies: JSON text, or NULL */
+  const char *error;            /* ACK replies: the error of our extension */
+  sl_buf *wire[SL_TRANSPORTS];
+} sl_msg;
+
+void sl_msg_release(sl_msg *m);
+
+/* What differs between WebSocket, the binary TCP protocol and the HTTP
+ * phase before an upgrade. */
+typedef struct {
+  const char *name; /* "ws", "tcp", "http" */
+  int kind;         /* index into sl_msg.wire */
+  sl_buf *(*encode)(const sl_msg *m);
+  void (*on_read)(sl_conn *c, const char *p, size_t n);
+  /* Starts a graceful close with a close code (ignored where meaningless). */
+  void (*close)(sl_conn *c, uint16_t code, const char *reason);
+  void (*ping)(sl_conn *c);
+  void (*on_drained)(sl_conn *c); /* the queue emptied; may close */
+  void (*free)(sl_conn *c);       /* releases transport state */
+} sl_transport;
+
+/* Outbound queue: a ring of shared buffers; the head may be partly written. */
+typedef struct {
+  sl_buf **items;
+  uint32_t head, count, cap;
+  uint32_t head_off;
+  size_t bytes;
+} sl_outq;
+
+struct sl_conn {
+  uv_tcp_t tcp;
+  sl_server *server;
+  const sl_transport *tp;
+  void *proto; /* the transport's state */
+  sl_conn_state state;
+  bool registered; /* in the server's client table and counted */
+  bool accepted;   /* middleware passed and onConnection ran */
+  bool dirty;      /* on the server's flush list */
+  bool is_tcp;
+  bool shutting; /* write side shut, waiting for the peer's EOF */
+  char id[SL_ID_LEN + 1];
+  char remote[48];
+
+  sl_outq q;
+  uv_write_t wreq;
+  uint32_t writing; /* buffers handed to the write in flight */
+  sl_conn *dirty_next;
+
+  sl_conn *prev, *next; /* the server's list of connections */
+  uint64_t deadline;    /* ms: handshake or close timeout, 0 when none */
+  uint64_t last_seen;   /* ms of the last inbound byte */
+  uint64_t connected_at;
+  uint64_t msgs_in, msgs_out;
+
+  sl_room_set rooms;
+  int meta_ref, req_ref;  /* Lua registry refs, LUA_NOREF until made */
+  struct sl_ctx *ctx;     /* the context reused across this client's events */
+  int ctx_ref;            /* anchors ctx while the connection reuses it */
+  struct sl_ctx *ctxs;    /* every live context pointing here */
+  sl_sbuf held_in;        /* bytes that arrived while middleware ran */
+};
+
+sl_conn *sl_conn_new(sl_server *s);
+/* Queues a message; returns 0, or -1 when the connection no longer sends. */
+int sl_conn_send(sl_conn *c, sl_msg *m);
+/* Takes ownership of one reference to b. */
+void sl_conn_enqueue(sl_conn *c, sl_buf *b);
+void sl_conn_flush(sl_conn *c);
+/* A graceful close through the transport (close frame, then socket). */
+void sl_conn_close(sl_conn *c, uint16_t code, const char *reason);
+/* Half-closes after the queue is written and waits (bounded) for the
+ * peer's EOF, so that unread input does not turn the close into a reset. */
+void sl_conn_shutdown(sl_conn *c);
+/* Closes the socket now; the rest happens in the close callback. */
+void sl_conn_abort(sl_conn *c);
+static inline bool sl_conn_sending(const sl_conn *c) {
+  return c->state == SL_CONN_OPEN || c->state == SL_CONN_PENDING;
+}
+
+#endif

@@ -1,0 +1,103 @@
+#include "envelope.h"
+
+#include <string.h>
+
+#include "json.h"
+
+const char *sl_env_status_text(sl_env_status s) {
+  switch (s) {
+  case SL_ENV_OK: return "ok";
+  case SL_ENV_INVALID_JSON: return "invalid JSON";
+  case SL_ENV_NOT_OBJECT: return "message is not a JSON object";
+  case SL_ENV_NO_EVENT: return "message has no event";
+  case SL_ENV_BAD_BINARY_HEADER: return "malformed binary header";
+  }
+  return "unknown";
+}
+
+static const char *nonempty_string(const cJSON *obj, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!cJSON_IsString(v) || !v->valuestring[0]) return NULL;
+  return v->valuestring;
+}
+
+sl_env_status sl_envelope_parse(const char *text, size_t len, sl_envelope *env) {
+  memset(env, 0, sizeof *env);
+  env->root = cJSON_ParseWithLength(text, len);
+  if (!env->root) return SL_ENV_INVALID_JSON;
+  if (!cJSON_IsObject(env->root)) return SL_ENV_NOT_OBJECT;
+  env->ack_name = nonempty_string(env->root, "_ackName");
+  env->event = nonempty_string(env->root, "event");
+  if (!env->event) env->event = env->ack_name;
+  if (!env->event || strlen(env->event) > SL_EVENT_NAME_MAX) return SL_ENV_NO_EVENT;
+  env->data = cJSON_GetObjectItemCaseSensitive(env->root, "data");
+  env->correlation_id = cJSON_GetObjectItemCaseSensitive(env->root, "_correlationId");
+  return SL_ENV_OK;
+}
+
+void sl_envelope_free(sl_envelope *env) {
+  cJSON_Delete(env->root);
+  env->root = NULL;
+}
+
+sl_env_status sl_binary_parse(const uint8_t *msg, size_t len, sl_binary_msg *out) {
+  if (len < 4) return SL_ENV_BAD_BINARY_HEADER;
+  uint32_t hlen = (uint32_t)msg[0] << 24 | (uint32_t)msg[1] << 16 | (uint32_t)msg[2] << 8 | msg[3];
+  if (hlen == 0 || hlen > len - 4) return SL_ENV_BAD_BINARY_HEADER;
+  cJSON *header = cJSON_ParseWithLength((const char *)msg + 4, hlen);
+  const char *event = header ? nonempty_string(header, "event") : NULL;
+  size_t elen = event ? strlen(event) : 0;
+  if (!event || elen > SL_EVENT_NAME_MAX) {
+    cJSON_Delete(header);
+    return SL_ENV_BAD_BINARY_HEADER;
+  }
+  memcpy(out->event, event, elen + 1);
+  cJSON_Delete(header);
+  out->payload = msg + 4 + hlen;
+  out->payload_len = len - 4 - hlen;
+  return SL_ENV_OK;
+}
+
+int sl_envelope_build(sl_sbuf *out, const char *event, size_t event_len, const char *data_json,
+                      size_t data_len) {
+  if (sl_sbuf_puts(out, "{\"event\":") || sl_json_put_string(out, event, event_len) ||
+      sl_sbuf_puts(out, ",\"data\":") || sl_sbuf_append(out, data_json, data_len))
+    return -1;
+  return sl_sbuf_putc(out, '}');
+}
+
+int sl_ack_reply_build(sl_sbuf *out, const char *name, size_t name_len, const char *data_json,
+                       size_t data_len, const char *correlation_json, const char *error_msg) {
+  if (sl_sbuf_puts(out, "{\"event\":") || sl_json_put_string(out, name, name_len) ||
+      sl_sbuf_puts(out, ",\"data\":"))
+    return -1;
+  if (error_msg) {
+    size_t elen = strlen(error_msg);
+    if (sl_sbuf_puts(out, "{\"error\":") || sl_json_put_string(out, error_msg, elen) ||
+        sl_sbuf_putc(out, '}'))
+      return -1;
+  } else if (sl_sbuf_append(out, data_json, data_len)) {
+    return -1;
+  }
+  if (sl_sbuf_puts(out, ",\"_isAck\":true")) return -1;
+  if (correlation_json &&
+      (sl_sbuf_puts(out, ",\"_correlationId\":") || sl_sbuf_puts(out, correlation_json)))
+    return -1;
+  if (error_msg &&
+      (sl_sbuf_puts(out, ",\"error\":") || sl_json_put_string(out, error_msg, strlen(error_msg))))
+    return -1;
+  return sl_sbuf_putc(out, '}');
+}
+
+int sl_binary_build(sl_sbuf *out, const char *event, size_t event_len, const void *bytes,
+                    size_t len) {
+  size_t mark = out->len;
+  if (sl_sbuf_append(out, "\0\0\0\0", 4) || sl_sbuf_puts(out, "{\"event\":") ||
+      sl_json_put_string(out, event, event_len) || sl_sbuf_putc(out, '}'))
+    return -1;
+  uint32_t hlen = (uint32_t)(out->len - mark - 4);
+  unsigned char *h = (unsigned char *)out->data + mark;
+  h[0] = (unsigned char)(hlen >> 24), h[1] = (unsigned char)(hlen >> 16);
+  h[2] = (unsigned char)(hlen >> 8), h[3] = (unsigned char)hlen;
+  return sl_sbuf_append(out, bytes, len);
+}

@@ -1,0 +1,215 @@
+#include "json.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "utf8.h"
+
+static void push_array_mt(lua_State *L) { lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT); }
+
+void sl_json_push(lua_State *L, const cJSON *item) {
+  luaL_checkstack(L, 4, "JSON nested too deeply");
+  switch (item->type & 0xff) {
+  case cJSON_False: lua_pushboolean(L, 0); break;
+  case cJSON_True: lua_pushboolean(L, 1); break;
+  case cJSON_NULL: lua_pushlightuserdata(L, NULL); break;
+  case cJSON_Number: lua_pushnumber(L, item->valuedouble); break;
+  case cJSON_String: lua_pushstring(L, item->valuestring); break;
+  case cJSON_Array: {
+    lua_createtable(L, cJSON_GetArraySize(item), 0);
+    int i = 1;
+    for (const cJSON *c = item->child; c; c = c->next) {
+      sl_json_push(L, c);
+      lua_rawseti(L, -2, i++);
+    }
+    push_array_mt(L);
+    lua_setmetatable(L, -2);
+    break;
+  }
+  case cJSON_Object: {
+    lua_createtable(L, 0, 4);
+    for (const cJSON *c = item->child; c; c = c->next) {
+      lua_pushstring(L, c->string);
+      sl_json_push(L, c);
+      lua_rawset(L, -3);
+    }
+    break;
+  }
+  default: lua_pushnil(L); break;
+  }
+}
+
+int sl_json_decode(lua_State *L, const char *text, size_t len) {
+  cJSON *root = cJSON_ParseWithLength(text, len);
+  if (!root) return -1;
+  sl_json_push(L, root);
+  cJSON_Delete(root);
+  return 0;
+}
+
+int sl_json_put_string(sl_sbuf *out, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  /* Worst case every byte becomes \u00XX. */
+  char *p = sl_sbuf_reserve(out, len * 6 + 2);
+  if (!p) return -1;
+  char *start = p;
+  *p++ = '"';
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      *p++ = (char)c;
+      continue;
+    }
+    *p++ = '\\';
+    switch (c) {
+    case '"': *p++ = '"'; break;
+    case '\\': *p++ = '\\'; break;
+    case '\n': *p++ = 'n'; break;
+    case '\r': *p++ = 'r'; break;
+    case '\t': *p++ = 't'; break;
+    case '\b': *p++ = 'b'; break;
+    case '\f': *p++ = 'f'; break;
+    default:
+      *p++ = 'u', *p++ = '0', *p++ = '0';
+      *p++ = hex[c >> 4], *p++ = hex[c & 15];
+    }
+  }
+  *p++ = '"';
+  out->len += (size_t)(p - start);
+  return 0;
+}
+
+typedef struct {
+  lua_State *L;
+  sl_sbuf *out;
+  char *err;
+  size_t errlen;
+} encoder;
+
+static int fail(encoder *e, const char *fmt, const char *what) {
+  snprintf(e->err, e->errlen, fmt, what);
+  return -1;
+}
+
+static int encode_value(encoder *e, int idx, int depth);
+
+static int encode_number(encoder *e, double d) {
+  if (!isfinite(d)) return fail(e, "cannot encode %s number to JSON", isnan(d) ? "NaN" : "infinite");
+  char tmp[32];
+  int n;
+  if (d == floor(d) && fabs(d) <= 9007199254740992.0)
+    n = snprintf(tmp, sizeof tmp, "%lld", (long long)d);
+  else if ((n = snprintf(tmp, sizeof tmp, "%.15g", d)) > 0 && strtod(tmp, NULL) != d)
+    n = snprintf(tmp, sizeof tmp, "%.17g", d); /* the shortest form that reads back exactly */
+  return sl_sbuf_append(e->out, tmp, (size_t)n);
+}
+
+static int encode_string(encoder *e, int idx) {
+  size_t len;
+  const char *s = lua_tolstring(e->L, idx, &len);
+  if (!sl_utf8_valid(s, len)) return fail(e, "%s", "cannot encode a string that is not valid UTF-8 to JSON");
+  return sl_json_put_string(e->out, s, len);
+}
+
+/* A table is an array when it carries the array metatable, or when its
+ * keys are exactly 1..n. Returns n, or -1 for an object. */
+static int array_length(lua_State *L, int idx) {
+  if (lua_getmetatable(L, idx)) {
+    push_array_mt(L);
+    int marked = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (marked) return (int)lua_objlen(L, idx);
+  }
+  int count = 0;
+  lua_Number max = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    lua_Number k;
+    if (lua_type(L, -1) != LUA_TNUMBER || (k = lua_tonumber(L, -1)) < 1 || k != floor(k)) {
+      lua_pop(L, 1);
+      return -1;
+    }
+    if (k > max) max = k;
+    count++;
+  }
+  return (count > 0 && max == count) ? count : -1;
+}
+
+static int encode_table(encoder *e, int idx, int depth) {
+  lua_State *L = e->L;
+  if (depth >= SL_JSON_MAX_DEPTH)
+    return fail(e, "%s", "cannot encode to JSON: tables nested too deeply (a cycle?)");
+  luaL_checkstack(L, 6, "JSON nested too deeply");
+  int n = array_length(L, idx);
+  if (n >= 0) {
+    if (sl_sbuf_putc(e->out, '[')) return -1;
+    for (int i = 1; i <= n; i++) {
+      if (i > 1 && sl_sbuf_putc(e->out, ',')) return -1;
+      lua_rawgeti(L, idx, i);
+      int r = encode_value(e, lua_gettop(L), depth + 1);
+      lua_pop(L, 1);
+      if (r) return -1;
+    }
+    return sl_sbuf_putc(e->out, ']');
+  }
+  if (sl_sbuf_putc(e->out, '{')) return -1;
+  int first = 1;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int kt = lua_type(L, -2);
+    if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
+      lua_pop(L, 2);
+      return fail(e, "cannot encode a table key of type %s to JSON", lua_typename(L, kt));
+    }
+    if (!first && sl_sbuf_putc(e->out, ',')) goto oom;
+    first = 0;
+    /* Copy the key before converting it: lua_tolstring on the key itself
+     * would turn a number key into a string and confuse lua_next. */
+    lua_pushvalue(L, -2);
+    int r = encode_string(e, lua_gettop(L));
+    lua_pop(L, 1);
+    if (r || sl_sbuf_putc(e->out, ':')) goto err;
+    if (encode_value(e, lua_gettop(L), depth + 1)) goto err;
+    lua_pop(L, 1);
+  }
+  return sl_sbuf_putc(e->out, '}');
+oom:
+  fail(e, "%s", "out of memory encoding JSON");
+err:
+  lua_pop(L, 2);
+  return -1;
+}
+
+static int encode_value(encoder *e, int idx, int depth) {
+  lua_State *L = e->L;
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: return sl_sbuf_puts(e->out, "null");
+  case LUA_TBOOLEAN: return sl_sbuf_puts(e->out, lua_toboolean(L, idx) ? "true" : "false");
+  case LUA_TNUMBER: return encode_number(e, lua_tonumber(L, idx));
+  case LUA_TSTRING: return encode_string(e, idx);
+  case LUA_TTABLE: return encode_table(e, idx, depth);
+  case LUA_TLIGHTUSERDATA:
+    if (lua_touserdata(L, idx) == NULL) return sl_sbuf_puts(e->out, "null");
+    /* fall through */
+  default: return fail(e, "cannot encode a value of type %s to JSON", luaL_typename(L, idx));
+  }
+}
+
+int sl_json_encode(lua_State *L, int idx, sl_sbuf *out, char *err, size_t errlen) {
+  if (idx < 0) idx = lua_gettop(L) + idx + 1;
+  encoder e = {L, out, err, errlen};
+  err[0] = '\0';
+  size_t mark = out->len;
+  int top = lua_gettop(L);
+  int r = encode_value(&e, idx, 0);
+  lua_settop(L, top);
+  if (r) {
+    if (!err[0]) snprintf(err, errlen, "out of memory encoding JSON");
+    out->len = mark;
+  }
+  return r;
+}

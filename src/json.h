@@ -1,0 +1,36 @@
+/* JSON <-> Lua. Decoding goes through cJSON; encoding writes text straight
+ * from Lua values into a byte buffer.
+ *
+ *   object <-> table with string keys     array <-> sequence (marked)
+ *   null   <-> stelar.null (NULL lightuserdata)
+ *   number <-> number (integral values up to 2^53 print without exponent) */
+#ifndef SL_JSON_H
+#define SL_JSON_H
+
+#include <cjson/cJSON.h>
+#include <lua.h>
+
+#include "buf.h"
+
+#define SL_JSON_MAX_DEPTH 128
+
+/* Lua registry key of the metatable that marks a table as a JSON array. */
+#define SL_JSON_ARRAY_MT "stelar.array"
+
+/* Pushes the Lua form of item. Arrays get the array metatable so that an
+ * empty one encodes back as []. */
+void sl_json_push(lua_State *L, const cJSON *item);
+
+/* Parses text and pushes its Lua form; on invalid JSON pushes nothing and
+ * returns -1. */
+int sl_json_decode(lua_State *L, const char *text, size_t len);
+
+/* Appends the JSON text of the value at idx to out. Returns 0, or -1 with a
+ * message in err (a cycle, a function, invalid UTF-8, NaN, out of memory);
+ * the caller raises it once its own buffers are released. */
+int sl_json_encode(lua_State *L, int idx, sl_sbuf *out, char *err, size_t errlen);
+
+/* Appends s as a quoted, escaped JSON string. */
+int sl_json_put_string(sl_sbuf *out, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,251 @@
+#include "lua_options.h"
+
+#include <lauxlib.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef enum {
+  OPT_U32,        /* a non-negative integer */
+  OPT_SIZE,
+  OPT_PORT,       /* 0..65535 */
+  OPT_PORT_OFF,   /* a port, or false */
+  OPT_BOOL,
+  OPT_PATH,       /* a string starting with "/" */
+  OPT_PATH_OFF,   /* a path, or false */
+  OPT_STRING,
+  OPT_STRINGS,    /* an array of strings */
+  OPT_LOGGER,     /* a level name, or false */
+  OPT_TABLE,
+  OPT_TABLE_OFF,
+  OPT_FUNCTION,
+} opt_type;
+
+#define CFG(field) offsetof(sl_config, field)
+#define LATER ((size_t)-1) /* accepted and kept for the issues that use it */
+
+static const struct option {
+  const char *name;
+  opt_type type;
+  size_t offset;
+} options[] = {
+    {"host", OPT_STRING, CFG(host)},
+    {"port", OPT_PORT, CFG(port)},
+    {"tcpPort", OPT_PORT_OFF, CFG(tcp_port)},
+    {"namespace", OPT_PATH, CFG(namespace_path)},
+    {"maxConnections", OPT_U32, CFG(max_connections)},
+    {"maxConnectionsPerIP", OPT_U32, CFG(max_connections_per_ip)},
+    {"maxRooms", OPT_U32, CFG(max_rooms)},
+    {"maxRoomsPerClient", OPT_U32, CFG(max_rooms_per_client)},
+    {"maxPayloadSize", OPT_SIZE, CFG(max_payload_size)},
+    {"maxFrameSize", OPT_SIZE, CFG(max_frame_size)},
+    {"maxBufferedBytes", OPT_SIZE, CFG(max_buffered_bytes)},
+    {"heartbeatInterval", OPT_U32, CFG(heartbeat_interval)},
+    {"heartbeatTimeout", OPT_U32, CFG(heartbeat_timeout)},
+    {"connectTimeout", OPT_U32, CFG(connect_timeout)},
+    {"shutdownTimeout", OPT_U32, CFG(shutdown_timeout)},
+    {"gracefulShutdown", OPT_BOOL, CFG(graceful_shutdown)},
+    {"compression", OPT_BOOL, CFG(compression)},
+    {"healthEndpoint", OPT_PATH_OFF, CFG(health_endpoint)},
+    {"allowedOrigins", OPT_STRINGS, CFG(allowed_origins)},
+    {"logger", OPT_LOGGER, LATER},
+    {"rateLimit", OPT_TABLE_OFF, LATER},
+    {"eventRateLimits", OPT_TABLE, LATER},
+    {"tls", OPT_TABLE, LATER},
+    {"hooks", OPT_TABLE, LATER},
+    {"generateClientId", OPT_FUNCTION, LATER},
+    {"customRateLimiter", OPT_TABLE, LATER},
+    {"customIPTracker", OPT_TABLE, LATER},
+    {"customHealthHandler", OPT_FUNCTION, LATER},
+    {"trustProxy", OPT_BOOL, LATER},
+    {"cluster", OPT_TABLE, LATER},
+};
+
+#define NOPTIONS (sizeof options / sizeof *options)
+
+static const struct option *find_option(const char *name) {
+  for (size_t i = 0; i < NOPTIONS; i++)
+    if (strcmp(options[i].name, name) == 0) return &options[i];
+  return NULL;
+}
+
+static void bad_type(lua_State *L, const struct option *o, const char *want) {
+  luaL_error(L, "stelar.server: option '%s' must be %s, got %s", o->name, want, luaL_typename(L, -1));
+}
+
+static double check_number(lua_State *L, const struct option *o, double max) {
+  if (lua_type(L, -1) != LUA_TNUMBER) bad_type(L, o, "a number");
+  double v = lua_tonumber(L, -1);
+  if (v < 0 || v > max || v != (double)(long long)v)
+    luaL_error(L, "stelar.server: option '%s' must be a whole number from 0 to %.0f", o->name, max);
+  return v;
+}
+
+static void set_string(lua_State *L, char **field, const struct option *o, bool path) {
+  if (lua_type(L, -1) != LUA_TSTRING) bad_type(L, o, path ? "a path string" : "a string");
+  const char *v = lua_tostring(L, -1);
+  if (path && v[0] != '/') luaL_error(L, "stelar.server: option '%s' must start with '/'", o->name);
+  free(*field);
+  *field = strdup(v);
+}
+
+static void set_strings(lua_State *L, sl_config *cfg, const struct option *o) {
+  if (!lua_istable(L, -1)) bad_type(L, o, "an array of strings");
+  size_t n = lua_objlen(L, -1);
+  for (size_t i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, (int)i);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "stelar.server: option '%s' must hold only strings", o->name);
+    lua_pop(L, 1);
+  }
+  for (size_t i = 0; i < cfg->n_allowed_origins; i++) free(cfg->allowed_origins[i]);
+  free(cfg->allowed_origins);
+  cfg->allowed_origins = calloc(n ? n : 1, sizeof(char *));
+  cfg->n_allowed_origins = n;
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, -1, (int)i + 1);
+    cfg->allowed_origins[i] = strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+static void check_kept(lua_State *L, const struct option *o) {
+  int t = lua_type(L, -1);
+  switch (o->type) {
+  case OPT_LOGGER:
+    if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+      sl_log_set_level(SL_LOG_OFF);
+    } else if (t == LUA_TSTRING) {
+      int level = sl_log_parse_level(lua_tostring(L, -1));
+      if (level < 0)
+        luaL_error(L, "stelar.server: option 'logger' must be debug, info, warn, error or false");
+      sl_log_set_level((sl_log_level)level);
+    } else if (t != LUA_TBOOLEAN) {
+      bad_type(L, o, "a level name or false");
+    }
+    break;
+  case OPT_TABLE_OFF:
+    if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) break;
+    /* fall through */
+  case OPT_TABLE:
+    if (t != LUA_TTABLE) bad_type(L, o, "a table");
+    break;
+  case OPT_FUNCTION:
+    if (t != LUA_TFUNCTION) bad_type(L, o, "a function");
+    break;
+  case OPT_BOOL:
+    if (t != LUA_TBOOLEAN) bad_type(L, o, "a boolean");
+    break;
+  default: break;
+  }
+}
+
+static void apply_one(lua_State *L, const struct option *o, sl_config *cfg) {
+  if (o->offset == LATER) return check_kept(L, o);
+  char *field = (char *)cfg + o->offset;
+  bool off = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+  switch (o->type) {
+  case OPT_U32: *(uint32_t *)field = (uint32_t)check_number(L, o, 4294967295.0); break;
+  case OPT_SIZE: *(size_t *)field = (size_t)check_number(L, o, 4294967295.0); break;
+  case OPT_PORT: *(int *)field = (int)check_number(L, o, 65535); break;
+  case OPT_PORT_OFF: *(int *)field = off ? -1 : (int)check_number(L, o, 65535); break;
+  case OPT_BOOL:
+    if (lua_type(L, -1) != LUA_TBOOLEAN) bad_type(L, o, "a boolean");
+    *(bool *)field = lua_toboolean(L, -1);
+    break;
+  case OPT_PATH_OFF:
+    if (off) {
+      free(*(char **)field);
+      *(char **)field = NULL;
+      break;
+    }
+    /* fall through */
+  case OPT_PATH: set_string(L, (char **)field, o, true); break;
+  case OPT_STRING: set_string(L, (char **)field, o, false); break;
+  case OPT_STRINGS: set_strings(L, cfg, o); break;
+  default: break;
+  }
+}
+
+/* Options that need work from a later issue are accepted but said to be
+ * ignored, so nobody believes they are on. */
+static void warn_unsupported(lua_State *L, int idx) {
+  static const char *const later[] = {"tcpPort", "rateLimit", "eventRateLimits", "tls", "compression",
+                                      "cluster", "customRateLimiter", "customIPTracker"};
+  for (size_t i = 0; i < sizeof later / sizeof *later; i++) {
+    lua_getfield(L, idx, later[i]);
+    bool set = !lua_isnil(L, -1) && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
+    lua_pop(L, 1);
+    if (set) sl_warn("option '%s' is not supported yet and is ignored", later[i]);
+  }
+}
+
+void sl_options_apply(lua_State *L, int idx, sl_server *s) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "stelar.server: option names must be strings");
+    const char *name = lua_tostring(L, -2);
+    const struct option *o = find_option(name);
+    if (!o) luaL_error(L, "stelar.server: unknown option '%s'", name);
+    apply_one(L, o, &s->cfg);
+    lua_pop(L, 1);
+  }
+  if (s->cfg.heartbeat_timeout && s->cfg.heartbeat_timeout < s->cfg.heartbeat_interval)
+    luaL_error(L, "stelar.server: heartbeatTimeout must not be shorter than heartbeatInterval");
+  warn_unsupported(L, idx);
+  /* Hooks live with the handlers so that a reload replaces them together. */
+  lua_getfield(L, idx, "hooks");
+  if (lua_istable(L, -1)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "hooks");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+static int read_only(lua_State *L) { return luaL_error(L, "getConfig() returns a read-only snapshot"); }
+
+void sl_options_push(lua_State *L, const sl_server *s) {
+  const sl_config *c = &s->cfg;
+  lua_newuserdata(L, 0); /* a proxy: reads go to the table, writes fail */
+  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 24);
+#define NUM(name, v) (lua_pushnumber(L, (lua_Number)(v)), lua_setfield(L, -2, name))
+#define BOOL(name, v) (lua_pushboolean(L, (v)), lua_setfield(L, -2, name))
+  NUM("port", s->started ? s->bound_port : c->port);
+  if (c->tcp_port >= 0) NUM("tcpPort", c->tcp_port);
+  else BOOL("tcpPort", 0);
+  lua_pushstring(L, c->host), lua_setfield(L, -2, "host");
+  lua_pushstring(L, c->namespace_path), lua_setfield(L, -2, "namespace");
+  NUM("maxConnections", c->max_connections);
+  NUM("maxConnectionsPerIP", c->max_connections_per_ip);
+  NUM("maxRooms", c->max_rooms);
+  NUM("maxRoomsPerClient", c->max_rooms_per_client);
+  NUM("maxPayloadSize", c->max_payload_size);
+  NUM("maxFrameSize", c->max_frame_size);
+  NUM("maxBufferedBytes", c->max_buffered_bytes);
+  NUM("heartbeatInterval", c->heartbeat_interval);
+  NUM("heartbeatTimeout", c->heartbeat_timeout);
+  NUM("connectTimeout", c->connect_timeout);
+  NUM("shutdownTimeout", c->shutdown_timeout);
+  BOOL("gracefulShutdown", c->graceful_shutdown);
+  BOOL("compression", c->compression);
+  if (c->health_endpoint) lua_pushstring(L, c->health_endpoint);
+  else lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "healthEndpoint");
+  lua_createtable(L, (int)c->n_allowed_origins, 0);
+  for (size_t i = 0; i < c->n_allowed_origins; i++) {
+    lua_pushstring(L, c->allowed_origins[i]);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  lua_setfield(L, -2, "allowedOrigins");
+#undef NUM
+#undef BOOL
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, read_only);
+  lua_setfield(L, -2, "__newindex");
+  lua_setmetatable(L, -2);
+}

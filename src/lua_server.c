@@ -1,0 +1,295 @@
+#include "lua_server.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "envelope.h"
+#include "json.h"
+#include "log.h"
+#include "lua_ctx.h"
+#include "lua_vm.h"
+#include "utf8.h"
+
+#define SERVER_MT "stelar.server"
+
+typedef struct {
+  sl_server *s;
+} server_box;
+
+static sl_server *check_server(lua_State *L) { return ((server_box *)luaL_checkudata(L, 1, SERVER_MT))->s; }
+
+/* ---- messages from Lua values ---- */
+
+static sl_sbuf data_json; /* the encoded data of the message being sent */
+
+void sl_lua_check_msg(lua_State *L, int event_idx, int data_idx, sl_msg_type type, sl_msg *m) {
+  size_t elen;
+  const char *event = luaL_checklstring(L, event_idx, &elen);
+  if (elen == 0 || elen > SL_EVENT_NAME_MAX)
+    luaL_argerror(L, event_idx, "event name must be 1 to 256 bytes");
+  if (!sl_utf8_valid(event, elen)) luaL_argerror(L, event_idx, "event name must be UTF-8");
+  *m = (sl_msg){.type = type, .event = event, .event_len = elen};
+  if (type == SL_MSG_BINARY) {
+    m->data = luaL_checklstring(L, data_idx, &m->data_len);
+    return;
+  }
+  char err[256];
+  sl_sbuf_reset(&data_json);
+  if (sl_json_encode(L, data_idx, &data_json, err, sizeof err) != 0) luaL_error(L, "%s", err);
+  m->data = data_json.data;
+  m->data_len = data_json.len;
+}
+
+/* ---- the handler set: {on={}, ack={}, use={}, all=, connection=, ...} ---- */
+
+void sl_lua_push_handler(lua_State *L, const sl_server *s, const char *group, const char *name) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
+  lua_getfield(L, -1, group);
+  if (name && lua_istable(L, -1)) lua_getfield(L, -1, name);
+  else lua_pushvalue(L, -1);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+static void new_handler_set(lua_State *L) {
+  lua_createtable(L, 0, 8);
+  static const char *const groups[] = {"on", "ack", "use", "hooks", "shutdown"};
+  for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
+    lua_newtable(L);
+    lua_setfield(L, -2, groups[i]);
+  }
+}
+
+/* Stores fn (at fn_idx) in the handler set: group[name] = fn, or group = fn. */
+static int set_handler(lua_State *L, const char *group, const char *name, int fn_idx) {
+  sl_server *s = check_server(L);
+  luaL_checktype(L, fn_idx, LUA_TFUNCTION);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
+  if (name) lua_getfield(L, -1, group);
+  lua_pushvalue(L, fn_idx);
+  lua_setfield(L, -2, name ? name : group);
+  lua_settop(L, 1);
+  return 1; /* the server, so calls can chain */
+}
+
+static const char *check_name(lua_State *L, int idx) {
+  size_t len;
+  const char *name = luaL_checklstring(L, idx, &len);
+  luaL_argcheck(L, len > 0 && len <= SL_EVENT_NAME_MAX, idx, "name must be 1 to 256 bytes");
+  return name;
+}
+
+static int sl_server_on(lua_State *L) { return set_handler(L, "on", check_name(L, 2), 3); }
+static int sl_server_on_ack(lua_State *L) { return set_handler(L, "ack", check_name(L, 2), 3); }
+static int sl_server_on_all(lua_State *L) { return set_handler(L, "all", NULL, 2); }
+static int sl_server_on_connection(lua_State *L) { return set_handler(L, "connection", NULL, 2); }
+static int sl_server_on_disconnect(lua_State *L) { return set_handler(L, "disconnect", NULL, 2); }
+static int sl_server_on_message(lua_State *L) { return set_handler(L, "message", NULL, 2); }
+
+static int append_handler(lua_State *L, const char *group) {
+  sl_server *s = check_server(L);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
+  lua_getfield(L, -1, group);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int sl_server_use(lua_State *L) { return append_handler(L, "use"); }
+static int sl_server_on_shutdown(lua_State *L) { return append_handler(L, "shutdown"); }
+
+/* ---- sending ---- */
+
+static const sl_conn *optional_exclude(lua_State *L, sl_server *s, int idx) {
+  size_t len;
+  const char *id = luaL_optlstring(L, idx, NULL, &len);
+  return id ? sl_map_get(&s->clients, id, len) : NULL;
+}
+
+static int sl_server_broadcast(lua_State *L) {
+  sl_server *s = check_server(L);
+  sl_msg m;
+  sl_lua_check_msg(L, 2, 3, SL_MSG_EVENT, &m);
+  sl_app_broadcast(s, &m, optional_exclude(L, s, 4));
+  sl_msg_release(&m);
+  return 0;
+}
+
+static int sl_server_broadcast_binary(lua_State *L) {
+  sl_server *s = check_server(L);
+  sl_msg m;
+  sl_lua_check_msg(L, 2, 3, SL_MSG_BINARY, &m);
+  sl_app_broadcast(s, &m, optional_exclude(L, s, 4));
+  sl_msg_release(&m);
+  return 0;
+}
+
+static int sl_server_to(lua_State *L) {
+  sl_server *s = check_server(L);
+  size_t len;
+  const char *room = luaL_checklstring(L, 2, &len);
+  sl_msg m;
+  sl_lua_check_msg(L, 3, 4, SL_MSG_EVENT, &m);
+  sl_app_to_room(s, room, len, &m, optional_exclude(L, s, 5));
+  sl_msg_release(&m);
+  return 0;
+}
+
+static int sl_server_to_id(lua_State *L) {
+  sl_server *s = check_server(L);
+  size_t len;
+  const char *id = luaL_checklstring(L, 2, &len);
+  sl_msg m;
+  sl_lua_check_msg(L, 3, 4, SL_MSG_EVENT, &m);
+  sl_conn *c = sl_map_get(&s->clients, id, len);
+  int r = c ? sl_conn_send(c, &m) : -1;
+  sl_msg_release(&m);
+  lua_pushboolean(L, r == 0);
+  return 1;
+}
+
+/* ---- queries ---- */
+
+static int sl_server_get_clients(lua_State *L) {
+  sl_server *s = check_server(L);
+  size_t len = 0;
+  const char *room = luaL_optlstring(L, 2, NULL, &len);
+  sl_app_push_clients(L, s, room, len);
+  return 1;
+}
+
+static void mark_array(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT);
+  lua_setmetatable(L, -2);
+}
+
+static int sl_server_get_room_members(lua_State *L) {
+  sl_server *s = check_server(L);
+  size_t len;
+  const char *name = luaL_checklstring(L, 2, &len);
+  const sl_room *room = sl_rooms_find(&s->rooms, name, len);
+  lua_createtable(L, room ? (int)room->count : 0, 0);
+  for (uint32_t i = 0; room && i < room->count; i++) {
+    lua_pushstring(L, ((sl_conn *)room->members[i]->owner)->id);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  mark_array(L);
+  return 1;
+}
+
+static int sl_server_get_rooms(lua_State *L) {
+  sl_server *s = check_server(L);
+  const sl_map *m = &s->rooms.by_name;
+  lua_createtable(L, (int)m->count, 0);
+  int n = 0;
+  for (size_t i = 0; i < m->cap; i++) {
+    if (!m->slots[i].key) continue;
+    lua_pushlstring(L, m->slots[i].key, m->slots[i].key_len);
+    lua_rawseti(L, -2, ++n);
+  }
+  mark_array(L);
+  return 1;
+}
+
+static int sl_server_get_stats(lua_State *L) {
+  sl_app_push_stats(L, check_server(L));
+  return 1;
+}
+
+static int sl_server_get_port(lua_State *L) {
+  sl_server *s = check_server(L);
+  lua_pushinteger(L, s->started ? s->bound_port : s->cfg.port);
+  return 1;
+}
+
+static int sl_server_start_lua(lua_State *L) {
+  sl_server *s = check_server(L);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (s->started || sl_vm_check_only()) return 0; /* a reloaded script starts again: no-op */
+  int r = sl_server_start(s);
+  if (r != 0) return luaL_error(L, "cannot listen on %s:%d: %s", s->cfg.host, s->cfg.port, uv_strerror(r));
+  sl_info("listening on port %d (ws)", s->bound_port);
+  if (!lua_isnoneornil(L, 2)) {
+    lua_pushvalue(L, 2);
+    lua_pushinteger(L, s->bound_port);
+    lua_call(L, 1, 0);
+  }
+  return 0;
+}
+
+static int sl_server_stop_lua(lua_State *L) {
+  sl_server_stop(check_server(L));
+  return 0;
+}
+
+static int sl_server_tostring(lua_State *L) {
+  sl_server *s = check_server(L);
+  lua_pushfstring(L, "stelar.server(port %d)", s->started ? s->bound_port : s->cfg.port);
+  return 1;
+}
+
+/* ---- options ---- */
+
+#include "lua_options.h"
+
+static int sl_server_get_config(lua_State *L) {
+  sl_options_push(L, check_server(L));
+  return 1;
+}
+
+static int sl_server_new_lua(lua_State *L) {
+  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
+  sl_server *s = sl_server_new(sl_vm_loop());
+  if (!s) return luaL_error(L, "out of memory");
+  sl_vm_add_server(s); /* owned by the VM from here, freed at exit */
+  new_handler_set(L);
+  s->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (!lua_isnoneornil(L, 1)) sl_options_apply(L, 1, s);
+  server_box *box = lua_newuserdata(L, sizeof *box);
+  box->s = s;
+  luaL_getmetatable(L, SERVER_MT);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+void sl_lua_open_server(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"on", sl_server_on},
+      {"onAck", sl_server_on_ack},
+      {"onAll", sl_server_on_all},
+      {"onConnection", sl_server_on_connection},
+      {"onDisconnect", sl_server_on_disconnect},
+      {"onMessage", sl_server_on_message},
+      {"onShutdown", sl_server_on_shutdown},
+      {"use", sl_server_use},
+      {"broadcast", sl_server_broadcast},
+      {"broadcastBinary", sl_server_broadcast_binary},
+      {"to", sl_server_to},
+      {"toId", sl_server_to_id},
+      {"getClients", sl_server_get_clients},
+      {"getRoomMembers", sl_server_get_room_members},
+      {"getRooms", sl_server_get_rooms},
+      {"getStats", sl_server_get_stats},
+      {"getPort", sl_server_get_port},
+      {"getConfig", sl_server_get_config},
+      {"start", sl_server_start_lua},
+      {"stop", sl_server_stop_lua},
+      {NULL, NULL},
+  };
+  luaL_newmetatable(L, SERVER_MT);
+  lua_newtable(L);
+  luaL_register(L, NULL, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, sl_server_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  sl_lua_open_ctx(L);
+  lua_pushcfunction(L, sl_server_new_lua);
+  lua_setfield(L, -2, "server");
+}

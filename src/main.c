@@ -1,0 +1,86 @@
+/* stelar-lua: arguments and start-up. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+#include "log.h"
+#include "lua_vm.h"
+#include "server.h"
+#include "timer.h"
+
+static uv_signal_t sigint_h, sigterm_h;
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: stelar-lua [options] app.lua\n"
+          "  --check            load the script without binding ports; exit 0 or 1\n"
+          "  --log-level LEVEL  debug, info, warn, error or off (default info)\n"
+          "  --version          print the version\n");
+}
+
+static void stop_everything(void) {
+  for (sl_server *s = sl_vm_servers(); s; s = s->next_server) sl_server_stop(s);
+  sl_timers_close_all();
+  if (!uv_is_closing((uv_handle_t *)&sigint_h)) uv_close((uv_handle_t *)&sigint_h, NULL);
+  if (!uv_is_closing((uv_handle_t *)&sigterm_h)) uv_close((uv_handle_t *)&sigterm_h, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  (void)h;
+  sl_info("received %s, stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
+  stop_everything();
+}
+
+int main(int argc, char **argv) {
+  const char *script = NULL;
+  bool check = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--check") == 0) {
+      check = true;
+    } else if (strcmp(argv[i], "--version") == 0) {
+      printf("stelar-lua %s\n", SL_VERSION);
+      return 0;
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
+      int level = sl_log_parse_level(argv[++i]);
+      if (level < 0) {
+        fprintf(stderr, "stelar-lua: unknown log level '%s'\n", argv[i]);
+        return 2;
+      }
+      sl_log_set_level((sl_log_level)level);
+    } else if (argv[i][0] == '-' || script) {
+      usage(stderr);
+      return 2;
+    } else {
+      script = argv[i];
+    }
+  }
+  if (!script) {
+    usage(stderr);
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN); /* a peer that vanished is an error code, not a signal */
+
+  uv_loop_t *loop = uv_default_loop();
+  if (!sl_vm_open(loop, script, check)) return 1;
+  uv_signal_init(loop, &sigint_h);
+  uv_signal_init(loop, &sigterm_h);
+  uv_signal_start(&sigint_h, on_signal, SIGINT);
+  uv_signal_start(&sigterm_h, on_signal, SIGTERM);
+  /* Signals alone do not keep the process running. */
+  uv_unref((uv_handle_t *)&sigint_h);
+  uv_unref((uv_handle_t *)&sigterm_h);
+
+  int status = sl_vm_run_script(script) == 0 ? 0 : 1;
+  if (status == 0 && check) printf("%s: ok\n", script);
+  if (status != 0 || check) stop_everything();
+  uv_run(loop, UV_RUN_DEFAULT);
+  if (!uv_is_closing((uv_handle_t *)&sigint_h)) stop_everything();
+  uv_run(loop, UV_RUN_DEFAULT);
+  sl_vm_close();
+  uv_loop_close(loop);
+  return status;
+}

@@ -1,0 +1,229 @@
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "log.h"
+
+#define TICK_MS 100
+#define MAX_PORT_TRIES 20
+#define READ_BUF_SIZE 65536
+
+uint64_t sl_now_ms(void) { return uv_hrtime() / 1000000; }
+
+void sl_config_defaults(sl_config *cfg) {
+  *cfg = (sl_config){
+      .host = strdup("0.0.0.0"),
+      .port = 3000,
+      .tcp_port = -1,
+      .namespace_path = strdup("/"),
+      .max_connections = 10000,
+      .max_connections_per_ip = 50,
+      .max_rooms = 10000,
+      .max_rooms_per_client = 50,
+      .max_payload_size = 10u << 20,
+      .max_frame_size = 10u << 20,
+      .max_buffered_bytes = 4u << 20,
+      .heartbeat_interval = 30000,
+      .heartbeat_timeout = 60000,
+      .connect_timeout = 10000,
+      .shutdown_timeout = 10000,
+      .graceful_shutdown = true,
+      .health_endpoint = strdup("/health"),
+  };
+}
+
+void sl_config_free(sl_config *cfg) {
+  free(cfg->host);
+  free(cfg->namespace_path);
+  free(cfg->health_endpoint);
+  for (size_t i = 0; i < cfg->n_allowed_origins; i++) free(cfg->allowed_origins[i]);
+  free(cfg->allowed_origins);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+bool sl_server_origin_allowed(const sl_server *s, const char *origin) {
+  if (!s->cfg.allowed_origins || !origin) return true;
+  for (size_t i = 0; i < s->cfg.n_allowed_origins; i++) {
+    const char *o = s->cfg.allowed_origins[i];
+    if (strcmp(o, "*") == 0 || strcmp(o, origin) == 0) return true;
+  }
+  return false;
+}
+
+void sl_server_flush(sl_server *s) {
+  while (s->dirty) {
+    sl_conn *c = s->dirty;
+    s->dirty = c->dirty_next;
+    c->dirty = false;
+    sl_conn_flush(c);
+  }
+}
+
+static void on_prepare(uv_prepare_t *h) { sl_server_flush(h->data); }
+static void on_check(uv_check_t *h) { sl_server_flush(h->data); }
+
+/* Handshake and close deadlines, liveness, and the heartbeat PING. */
+static void on_tick(uv_timer_t *t) {
+  sl_server *s = t->data;
+  uint64_t now = sl_now_ms();
+  bool ping = s->cfg.heartbeat_interval && now >= s->next_ping;
+  if (ping) s->next_ping = now + s->cfg.heartbeat_interval;
+  for (sl_conn *c = s->conns, *next; c; c = next) {
+    next = c->next;
+    if (c->state == SL_CONN_CLOSED) continue;
+    if (c->deadline && now >= c->deadline) {
+      sl_debug("closing client %s: %s timed out", c->id[0] ? c->id : c->remote,
+               c->state == SL_CONN_HTTP ? "handshake" : "close");
+      sl_conn_abort(c);
+    } else if (c->state == SL_CONN_OPEN) {
+      if (s->cfg.heartbeat_timeout && now - c->last_seen > s->cfg.heartbeat_timeout)
+        sl_conn_close(c, 1001, "heartbeat timeout");
+      else if (ping)
+        c->tp->ping(c);
+    }
+  }
+}
+
+sl_server *sl_server_new(uv_loop_t *loop) {
+  sl_server *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->loop = loop;
+  sl_config_defaults(&s->cfg);
+  s->handlers_ref = s->self_ref = -2; /* LUA_NOREF */
+  return s;
+}
+
+static char read_buf[READ_BUF_SIZE];
+
+/* Every read is processed before the next one starts, so one buffer serves
+ * every connection. */
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)h, (void)hint;
+  *buf = uv_buf_init(read_buf, sizeof read_buf);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
+  sl_conn *c = stream->data;
+  if (n < 0) {
+    sl_conn_abort(c);
+    return;
+  }
+  if (n == 0 || c->state == SL_CONN_CLOSED) return;
+  c->last_seen = sl_now_ms();
+  c->tp->on_read(c, buf->base, (size_t)n);
+}
+
+int sl_server_resume_reading(sl_conn *c) {
+  return uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void peer_name(sl_conn *c) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return;
+  if (ss.ss_family == AF_INET6)
+    uv_ip6_name((struct sockaddr_in6 *)&ss, c->remote, sizeof c->remote);
+  else
+    uv_ip4_name((struct sockaddr_in *)&ss, c->remote, sizeof c->remote);
+}
+
+static void on_connection(uv_stream_t *listener, int status) {
+  sl_server *s = listener->data;
+  if (status < 0) {
+    sl_warn("accept failed: %s", uv_strerror(status));
+    return;
+  }
+  sl_conn *c = sl_conn_new(s);
+  if (!c) return;
+  uv_tcp_init(s->loop, &c->tcp);
+  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+    c->state = SL_CONN_CLOSED;
+    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  peer_name(c);
+  c->last_seen = c->connected_at = sl_now_ms();
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  sl_http_attach(c);
+  if (sl_server_resume_reading(c) != 0) sl_conn_abort(c);
+}
+
+void sl_server_forget(sl_server *s, sl_conn *c) {
+  if (c->prev) c->prev->next = c->next;
+  else if (s->conns == c) s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  if (c->dirty) {
+    sl_conn **p = &s->dirty;
+    while (*p != c) p = &(*p)->dirty_next;
+    *p = c->dirty_next;
+  }
+}
+
+static int bind_port(sl_server *s, int port) {
+  struct sockaddr_storage addr;
+  int r = strchr(s->cfg.host, ':') ? uv_ip6_addr(s->cfg.host, port, (struct sockaddr_in6 *)&addr)
+                                   : uv_ip4_addr(s->cfg.host, port, (struct sockaddr_in *)&addr);
+  if (r == 0) r = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+  return r;
+}
+
+int sl_server_start(sl_server *s) {
+  uv_tcp_init(s->loop, &s->listener);
+  s->listener.data = s;
+  int port = s->cfg.port, r;
+  /* Like v3: a taken port moves on to the next one. */
+  for (int tries = 0;; tries++) {
+    r = bind_port(s, port);
+    if (r != UV_EADDRINUSE || port == 0 || tries == MAX_PORT_TRIES) break;
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    uv_tcp_init(s->loop, &s->listener);
+    sl_warn("port %d is in use, trying %d", port, port + 1);
+    port++;
+  }
+  if (r != 0) {
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    return r;
+  }
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
+  s->bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+
+  s->prepare.data = s->check.data = s->tick.data = s;
+  uv_prepare_init(s->loop, &s->prepare);
+  uv_prepare_start(&s->prepare, on_prepare);
+  uv_check_init(s->loop, &s->check);
+  uv_check_start(&s->check, on_check);
+  uv_timer_init(s->loop, &s->tick);
+  uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
+  s->next_ping = sl_now_ms() + s->cfg.heartbeat_interval;
+  s->stats.started_at = sl_now_ms();
+  s->started = true;
+  return 0;
+}
+
+void sl_server_stop(sl_server *s) {
+  if (!s->started || s->stopped) return;
+  s->stopped = true;
+  uv_close((uv_handle_t *)&s->listener, NULL);
+  uv_close((uv_handle_t *)&s->tick, NULL);
+  for (sl_conn *c = s->conns; c; c = c->next) sl_conn_abort(c);
+  /* prepare and check stay until the closing connections are gone. */
+  uv_prepare_stop(&s->prepare);
+  uv_check_stop(&s->check);
+  uv_close((uv_handle_t *)&s->prepare, NULL);
+  uv_close((uv_handle_t *)&s->check, NULL);
+}
+
+void sl_server_free(sl_server *s) {
+  sl_rooms_free(&s->rooms);
+  sl_map_free(&s->clients);
+  sl_config_free(&s->cfg);
+  free(s);
+}

@@ -1,0 +1,16 @@
+/* stelar.setTimeout / setInterval / clearTimer / sleep on libuv timers.
+ * Callbacks run as tasks, so they may wait too. */
+#ifndef SL_TIMER_H
+#define SL_TIMER_H
+
+#include <lua.h>
+#include <stdint.h>
+
+/* Adds the timer functions to the table on top of the stack. */
+void sl_lua_open_timer(lua_State *L);
+/* Closes every armed timer and abandons sleeping handlers (at exit). */
+void sl_timers_close_all(void);
+/* Wall-clock milliseconds since the epoch. */
+uint64_t sl_wall_ms(void);
+
+#endif

@@ -1,0 +1,209 @@
+#include "ws.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+
+#include "app.h"
+#include "envelope.h"
+#include "log.h"
+#include "server.h"
+#include "utf8.h"
+
+#define CLOSE_WAIT_MS 2000
+
+typedef struct {
+  wslay_event_context_ptr ws;
+  const char *in; /* the read being processed */
+  size_t in_len;
+} ws_state;
+
+static sl_sbuf scratch; /* payloads are assembled here, then framed */
+
+sl_buf *sl_ws_frame(int opcode, const void *payload, size_t len) {
+  uint8_t h[10];
+  size_t hl = 2;
+  h[0] = (uint8_t)(0x80 | opcode);
+  if (len < 126) {
+    h[1] = (uint8_t)len;
+  } else if (len <= 0xFFFF) {
+    h[1] = 126, h[2] = (uint8_t)(len >> 8), h[3] = (uint8_t)len;
+    hl = 4;
+  } else {
+    h[1] = 127;
+    for (int i = 0; i < 8; i++) h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    hl = 10;
+  }
+  sl_buf *b = sl_buf_new(hl + len);
+  if (!b) return NULL;
+  memcpy(b->data, h, hl);
+  if (len) memcpy(b->data + hl, payload, len);
+  return b;
+}
+
+static sl_buf *ws_encode(const sl_msg *m) {
+  sl_sbuf_reset(&scratch);
+  int r = 0, opcode = SL_WS_TEXT;
+  switch (m->type) {
+  case SL_MSG_EVENT:
+    r = sl_envelope_build(&scratch, m->event, m->event_len, m->data, m->data_len);
+    break;
+  case SL_MSG_ACK:
+    r = sl_ack_reply_build(&scratch, m->event, m->event_len, m->data, m->data_len,
+                           m->correlation_json, m->error);
+    break;
+  case SL_MSG_BINARY:
+    opcode = SL_WS_BINARY;
+    r = sl_binary_build(&scratch, m->event, m->event_len, m->data, m->data_len);
+    break;
+  case SL_MSG_RAW_BINARY: opcode = SL_WS_BINARY; /* fall through */
+  case SL_MSG_RAW_TEXT: return sl_ws_frame(opcode, m->data, m->data_len);
+  }
+  return r ? NULL : sl_ws_frame(opcode, scratch.data, scratch.len);
+}
+
+/* ---- wslay callbacks ---- */
+
+static ssize_t on_recv(wslay_event_context_ptr ws, uint8_t *buf, size_t len, int flags, void *ud) {
+  (void)flags;
+  ws_state *st = ((sl_conn *)ud)->proto;
+  if (st->in_len == 0) {
+    wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
+    return -1;
+  }
+  size_t n = len < st->in_len ? len : st->in_len;
+  memcpy(buf, st->in, n);
+  st->in += n;
+  st->in_len -= n;
+  return (ssize_t)n;
+}
+
+/* Control frames wslay answers (PONG, CLOSE) join the same ordered queue. */
+static ssize_t on_send(wslay_event_context_ptr ws, const uint8_t *data, size_t len, int flags,
+                       void *ud) {
+  (void)ws, (void)flags;
+  sl_conn_enqueue(ud, sl_buf_from(data, len));
+  return (ssize_t)len;
+}
+
+static void on_frame_start(wslay_event_context_ptr ws,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *ud) {
+  sl_conn *c = ud;
+  if (arg->payload_length > c->server->cfg.max_frame_size) {
+    sl_info("closing client %s: frame of %llu bytes exceeds maxFrameSize", c->id,
+            (unsigned long long)arg->payload_length);
+    wslay_event_queue_close(ws, WSLAY_CODE_MESSAGE_TOO_BIG, (const uint8_t *)"Frame too big", 13);
+    wslay_event_shutdown_read(ws);
+  }
+}
+
+static void on_msg(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
+                   void *ud) {
+  sl_conn *c = ud;
+  if (c->state != SL_CONN_OPEN) return;
+  const char *msg = (const char *)arg->msg;
+  if (arg->opcode == WSLAY_TEXT_FRAME) {
+    if (!sl_utf8_valid(msg, arg->msg_length)) {
+      sl_info("closing client %s: text message is not valid UTF-8", c->id);
+      wslay_event_queue_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
+                              (const uint8_t *)"Invalid UTF-8", 13);
+      wslay_event_shutdown_read(ws);
+      return;
+    }
+    sl_app_text(c, msg, arg->msg_length);
+  } else if (arg->opcode == WSLAY_BINARY_FRAME) {
+    sl_app_binary(c, msg, arg->msg_length);
+  }
+}
+
+static const struct wslay_event_callbacks callbacks = {
+    .recv_callback = on_recv,
+    .send_callback = on_send,
+    .on_frame_recv_start_callback = on_frame_start,
+    .on_msg_recv_callback = on_msg,
+};
+
+/* After wslay sent or received a CLOSE: stop sending and dispatching, and
+ * wait for the peer's CLOSE, bounded by a deadline. */
+static void follow_close(sl_conn *c, ws_state *st) {
+  if (!wslay_event_get_close_sent(st->ws) && wslay_event_get_read_enabled(st->ws)) return;
+  if (c->state == SL_CONN_CLOSED) return;
+  if (c->state != SL_CONN_CLOSING) {
+    c->state = SL_CONN_CLOSING;
+    c->deadline = sl_now_ms() + CLOSE_WAIT_MS;
+  }
+  if (!c->q.count) c->tp->on_drained(c);
+}
+
+static void ws_read(sl_conn *c, const char *p, size_t n) {
+  ws_state *st = c->proto;
+  if (!wslay_event_get_read_enabled(st->ws)) return; /* draining after a close */
+  st->in = p;
+  st->in_len = n;
+  int r = wslay_event_recv(st->ws);
+  st->in_len = 0;
+  if (c->state == SL_CONN_CLOSED) return;
+  if (r == 0) r = wslay_event_send(st->ws);
+  if (r != 0 && r != WSLAY_ERR_CALLBACK_FAILURE) {
+    sl_conn_abort(c);
+    return;
+  }
+  follow_close(c, st);
+}
+
+static void ws_close(sl_conn *c, uint16_t code, const char *reason) {
+  ws_state *st = c->proto;
+  size_t rlen = reason ? strlen(reason) : 0;
+  if (rlen > 123) rlen = 123;
+  wslay_event_queue_close(st->ws, code, (const uint8_t *)reason, rlen);
+  wslay_event_send(st->ws);
+  c->state = SL_CONN_CLOSING;
+  c->deadline = sl_now_ms() + CLOSE_WAIT_MS;
+  sl_conn_flush(c);
+}
+
+static void ws_drained(sl_conn *c) {
+  ws_state *st = c->proto;
+  if (c->state != SL_CONN_CLOSING) return;
+  /* Both CLOSE frames are through: the TCP side may go. */
+  if (wslay_event_get_close_received(st->ws) || !wslay_event_get_read_enabled(st->ws))
+    sl_conn_shutdown(c);
+}
+
+static void ws_ping(sl_conn *c) {
+  static sl_buf *ping;
+  if (!ping && !(ping = sl_ws_frame(SL_WS_PING, NULL, 0))) return;
+  sl_conn_enqueue(c, sl_buf_ref(ping));
+}
+
+static void ws_free(sl_conn *c) {
+  ws_state *st = c->proto;
+  if (!st) return;
+  wslay_event_context_free(st->ws);
+  free(st);
+  c->proto = NULL;
+}
+
+static const sl_transport ws_transport = {
+    .name = "ws",
+    .kind = SL_TRANSPORT_WS,
+    .encode = ws_encode,
+    .on_read = ws_read,
+    .close = ws_close,
+    .ping = ws_ping,
+    .on_drained = ws_drained,
+    .free = ws_free,
+};
+
+int sl_ws_attach(sl_conn *c) {
+  ws_state *st = calloc(1, sizeof *st);
+  if (!st) return -1;
+  if (wslay_event_context_server_init(&st->ws, &callbacks, c) != 0) {
+    free(st);
+    return -1;
+  }
+  wslay_event_config_set_max_recv_msg_length(st->ws, c->server->cfg.max_payload_size);
+  c->proto = st;
+  c->tp = &ws_transport;
+  return 0;
+}

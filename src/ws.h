@@ -1,0 +1,21 @@
+/* WebSocket on a connection: wslay's event API parses what clients send
+ * (masking, fragmentation, control frames, the close handshake); frames the
+ * server sends are built here once and shared through the outbound queue. */
+#ifndef SL_WS_H
+#define SL_WS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "conn.h"
+
+enum { SL_WS_TEXT = 1, SL_WS_BINARY = 2, SL_WS_CLOSE = 8, SL_WS_PING = 9, SL_WS_PONG = 10 };
+
+/* Switches an upgraded connection to WebSocket. */
+int sl_ws_attach(sl_conn *c);
+
+/* A complete unmasked server frame. Pure, for tests. */
+sl_buf *sl_ws_frame(int opcode, const void *payload, size_t len);
+
+#endif
