@@ -119,14 +119,15 @@ static bool push_fn(lua_State *L, sl_server *s, const char *group, const char *n
   return false;
 }
 
-static void invalid(sl_conn *c, const char *why, const char *raw, size_t len) {
+void sl_app_invalid(sl_conn *c, const char *why, const char *raw, size_t len) {
   lua_State *L = sl_vm_state();
   sl_debug("ignored a message from %s: %s", c->id, why);
   if (!push_fn(L, c->server, "hooks", "onInvalidMessage")) return;
   lua_pushnil(L);
   sl_ctx_push_event(L, c, NULL, false);
   lua_pushstring(L, why);
-  lua_pushlstring(L, raw, len);
+  if (raw) lua_pushlstring(L, raw, len);
+  else lua_pushnil(L);
   run(c, "hook", "onInvalidMessage", 3, NULL, NULL);
 }
 
@@ -135,8 +136,9 @@ static void accept_client(sl_conn *c);
 static void middleware_done(sl_task *t, lua_State *co, int nres, const char *err) {
   sl_conn *c = sl_map_get(&t->server->clients, t->client_id, SL_ID_LEN);
   if (!c || c->state != SL_CONN_PENDING) return; /* gone, or rejected already */
-  if (!err && nres >= 1 && lua_toboolean(co, -1)) accept_client(c);
-  else sl_conn_close(c, 1008, err ? "Rejected: middleware error" : "Rejected");
+  if (!err && nres >= 1 && lua_toboolean(co, -1)) return accept_client(c);
+  sl_conn_close(c, 1008, err ? "Rejected: middleware error" : "Rejected");
+  sl_server_resume_reading(c); /* to read the client's close reply */
 }
 
 static void accept_client(sl_conn *c) {
@@ -169,6 +171,7 @@ void sl_app_client_opened(sl_conn *c, const sl_http_req *req) {
   s->stats.active++;
   if (c->is_tcp) s->stats.tcp++;
   else s->stats.ws++;
+  if (c->tp->greet) c->tp->greet(c);
   if (req) make_req(L, c, req);
   c->state = SL_CONN_PENDING;
 
@@ -253,14 +256,14 @@ static void ack_done(sl_task *t, lua_State *co, int nres, const char *err) {
   sl_sbuf_free(&out);
 }
 
-static bool reserved(sl_conn *c, const sl_envelope *env, const char *text, size_t len) {
-  const char *e = env->event;
+/* Reserved client events are handled here and never reach handlers. */
+static bool reserved(sl_conn *c, const char *e, const cJSON *data, const char *raw, size_t len) {
   bool join = strcmp(e, "join-room") == 0, leave = strcmp(e, "leave-room") == 0;
   if (join || leave) {
-    if (!cJSON_IsString(env->data) || !env->data->valuestring[0]) {
-      invalid(c, "room name must be a non-empty string", text, len);
+    if (!cJSON_IsString(data) || !data->valuestring[0]) {
+      sl_app_invalid(c, "room name must be a non-empty string", raw, len);
     } else {
-      const char *room = env->data->valuestring;
+      const char *room = data->valuestring;
       (join ? sl_app_join : sl_app_leave)(c, room, strlen(room), 1);
     }
     return true;
@@ -268,10 +271,36 @@ static bool reserved(sl_conn *c, const sl_envelope *env, const char *text, size_
   if (strcmp(e, "pong") == 0) return true; /* liveness: the read itself counted */
   if (strcmp(e, "ping") == 0 || strcmp(e, "connect") == 0 || strcmp(e, "disconnect") == 0 ||
       strcmp(e, "error") == 0) {
-    invalid(c, "reserved event name", text, len);
+    sl_app_invalid(c, "reserved event name", raw, len);
     return true;
   }
   return false;
+}
+
+static void push_data(lua_State *L, const cJSON *data) {
+  if (data) sl_json_push(L, data);
+  else lua_pushnil(L);
+}
+
+void sl_app_event(sl_conn *c, const char *event, const cJSON *data, const char *raw, size_t raw_len) {
+  if (reserved(c, event, data, raw, raw_len)) return;
+  push_data(sl_vm_state(), data);
+  dispatch_event(c, event, false);
+}
+
+void sl_app_ack_request(sl_conn *c, const char *name, const char *event, const cJSON *data,
+                        const cJSON *correlation_id) {
+  lua_State *L = sl_vm_state();
+  if (!push_fn(L, c->server, "ack", name)) return sl_app_event(c, event, data, NULL, 0);
+  push_data(L, data);
+  sl_ctx_push_event(L, c, name, false);
+  char *corr = correlation_id ? cJSON_PrintUnformatted(correlation_id) : NULL;
+  run(c, "onAck", name, 1, ack_done, corr);
+}
+
+void sl_app_binary_event(sl_conn *c, const char *event, const char *bytes, size_t len) {
+  lua_pushlstring(sl_vm_state(), bytes, len);
+  dispatch_event(c, event, true);
 }
 
 static void raw_message(sl_conn *c, const char *msg, size_t len, bool binary) {
@@ -283,44 +312,29 @@ static void raw_message(sl_conn *c, const char *msg, size_t len, bool binary) {
   run(c, "onMessage", NULL, 3, NULL, NULL);
 }
 
-static void count_in(sl_conn *c) {
+void sl_app_received(sl_conn *c) {
   c->msgs_in++;
   c->server->stats.messages_received++;
 }
 
 void sl_app_text(sl_conn *c, const char *text, size_t len) {
-  lua_State *L = sl_vm_state();
-  count_in(c);
-  if (push_fn(L, c->server, "message", NULL)) return raw_message(c, text, len, false);
+  sl_app_received(c);
+  if (push_fn(sl_vm_state(), c->server, "message", NULL)) return raw_message(c, text, len, false);
   sl_envelope env;
   sl_env_status st = sl_envelope_parse(text, len, &env);
-  if (st != SL_ENV_OK) {
-    sl_envelope_free(&env);
-    return invalid(c, sl_env_status_text(st), text, len);
-  }
-  if (reserved(c, &env, text, len)) return sl_envelope_free(&env);
-  if (env.data) sl_json_push(L, env.data);
-  else lua_pushnil(L);
-  if (env.ack_name && push_fn(L, c->server, "ack", env.ack_name)) {
-    lua_insert(L, -2);
-    sl_ctx_push_event(L, c, env.ack_name, false);
-    char *corr = env.correlation_id ? cJSON_PrintUnformatted(env.correlation_id) : NULL;
-    run(c, "onAck", env.ack_name, 1, ack_done, corr);
-  } else {
-    dispatch_event(c, env.event, false);
-  }
+  if (st != SL_ENV_OK) sl_app_invalid(c, sl_env_status_text(st), text, len);
+  else if (env.ack_name) sl_app_ack_request(c, env.ack_name, env.event, env.data, env.correlation_id);
+  else sl_app_event(c, env.event, env.data, text, len);
   sl_envelope_free(&env);
 }
 
 void sl_app_binary(sl_conn *c, const char *msg, size_t len) {
-  lua_State *L = sl_vm_state();
-  count_in(c);
-  if (push_fn(L, c->server, "message", NULL)) return raw_message(c, msg, len, true);
+  sl_app_received(c);
+  if (push_fn(sl_vm_state(), c->server, "message", NULL)) return raw_message(c, msg, len, true);
   sl_binary_msg bin;
   sl_env_status st = sl_binary_parse((const uint8_t *)msg, len, &bin);
-  if (st != SL_ENV_OK) return invalid(c, sl_env_status_text(st), msg, len);
-  lua_pushlstring(L, (const char *)bin.payload, bin.payload_len);
-  dispatch_event(c, bin.event, true);
+  if (st != SL_ENV_OK) return sl_app_invalid(c, sl_env_status_text(st), msg, len);
+  sl_app_binary_event(c, bin.event, (const char *)bin.payload, bin.payload_len);
 }
 
 /* ---- rooms ---- */

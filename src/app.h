@@ -4,6 +4,7 @@
 #ifndef SL_APP_H
 #define SL_APP_H
 
+#include <cjson/cJSON.h>
 #include <lua.h>
 #include <stddef.h>
 
@@ -17,8 +18,24 @@ void sl_app_client_opened(sl_conn *c, const sl_http_req *req);
 /* Bytes for the transport that arrived with the upgrade. */
 void sl_app_feed(sl_conn *c, const char *p, size_t n);
 
+/* A WebSocket message: the envelope (or raw mode's onMessage). */
 void sl_app_text(sl_conn *c, const char *text, size_t len);
 void sl_app_binary(sl_conn *c, const char *msg, size_t len);
+
+/* Transport-neutral entry points, after a transport has decoded a message.
+ * Counts one received message; called once per message. */
+void sl_app_received(sl_conn *c);
+/* An event; data may be NULL. Reserved names (join-room, pong, ping, ...)
+ * are handled here. raw is the message, for onInvalidMessage. */
+void sl_app_event(sl_conn *c, const char *event, const cJSON *data, const char *raw, size_t raw_len);
+/* An ACK request; without an onAck handler for name it is an ordinary
+ * event under the name event. */
+void sl_app_ack_request(sl_conn *c, const char *name, const char *event, const cJSON *data,
+                        const cJSON *correlation_id);
+void sl_app_binary_event(sl_conn *c, const char *event, const char *bytes, size_t len);
+/* A message that cannot be dispatched: logged, and the onInvalidMessage
+ * hook runs; the connection stays. raw may be NULL. */
+void sl_app_invalid(sl_conn *c, const char *why, const char *raw, size_t len);
 
 /* From the connection's close callback: rooms, client table, onDisconnect. */
 void sl_app_client_gone(sl_conn *c);

@@ -61,6 +61,7 @@ typedef struct {
   int kind;         /* index into sl_msg.wire */
   sl_buf *(*encode)(const sl_msg *m);
   void (*on_read)(sl_conn *c, const char *p, size_t n);
+  void (*greet)(sl_conn *c); /* the client has its id; NULL for none */
   /* Starts a graceful close with a close code (ignored where meaningless). */
   void (*close)(sl_conn *c, uint16_t code, const char *reason);
   void (*ping)(sl_conn *c);

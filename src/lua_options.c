@@ -172,7 +172,7 @@ static void apply_one(lua_State *L, const struct option *o, sl_config *cfg) {
 /* Options that need work from a later issue are accepted but said to be
  * ignored, so nobody believes they are on. */
 static void warn_unsupported(lua_State *L, int idx) {
-  static const char *const later[] = {"tcpPort", "rateLimit", "eventRateLimits", "tls", "compression",
+  static const char *const later[] = {"rateLimit", "eventRateLimits", "tls", "compression",
                                       "cluster", "customRateLimiter", "customIPTracker"};
   for (size_t i = 0; i < sizeof later / sizeof *later; i++) {
     lua_getfield(L, idx, later[i]);

@@ -5,6 +5,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "tcpproto.h"
 
 #define TICK_MS 100
 #define MAX_PORT_TRIES 20
@@ -129,19 +130,20 @@ static void peer_name(sl_conn *c) {
     uv_ip4_name((struct sockaddr_in *)&ss, c->remote, sizeof c->remote);
 }
 
-static void on_connection(uv_stream_t *listener, int status) {
+/* Accepts a socket into a new connection on the server's list. */
+static sl_conn *accept_conn(uv_stream_t *listener, int status) {
   sl_server *s = listener->data;
   if (status < 0) {
     sl_warn("accept failed: %s", uv_strerror(status));
-    return;
+    return NULL;
   }
   sl_conn *c = sl_conn_new(s);
-  if (!c) return;
+  if (!c) return NULL;
   uv_tcp_init(s->loop, &c->tcp);
   if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
     c->state = SL_CONN_CLOSED;
     uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-    return;
+    return NULL;
   }
   uv_tcp_nodelay(&c->tcp, 1);
   peer_name(c);
@@ -149,8 +151,21 @@ static void on_connection(uv_stream_t *listener, int status) {
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;
+  return c;
+}
+
+static void on_ws_connection(uv_stream_t *listener, int status) {
+  sl_conn *c = accept_conn(listener, status);
+  if (!c) return;
   sl_http_attach(c);
   if (sl_server_resume_reading(c) != 0) sl_conn_abort(c);
+}
+
+static void on_tcp_connection(uv_stream_t *listener, int status) {
+  sl_conn *c = accept_conn(listener, status);
+  if (!c) return;
+  sl_tcp_attach(c);
+  if (c->state == SL_CONN_OPEN) sl_server_resume_reading(c); /* else accept_client will */
 }
 
 void sl_server_forget(sl_server *s, sl_conn *c) {
@@ -164,36 +179,48 @@ void sl_server_forget(sl_server *s, sl_conn *c) {
   }
 }
 
-static int bind_port(sl_server *s, int port) {
+static int bind_port(sl_server *s, uv_tcp_t *l, int port, uv_connection_cb cb) {
   struct sockaddr_storage addr;
   int r = strchr(s->cfg.host, ':') ? uv_ip6_addr(s->cfg.host, port, (struct sockaddr_in6 *)&addr)
                                    : uv_ip4_addr(s->cfg.host, port, (struct sockaddr_in *)&addr);
-  if (r == 0) r = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
-  if (r == 0) r = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+  if (r == 0) r = uv_tcp_bind(l, (struct sockaddr *)&addr, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)l, 511, cb);
   return r;
 }
 
-int sl_server_start(sl_server *s) {
-  uv_tcp_init(s->loop, &s->listener);
-  s->listener.data = s;
-  int port = s->cfg.port, r;
-  /* Like v3: a taken port moves on to the next one. */
+/* Listens on port, or (like v3) the next free one after it; returns the
+ * bound port, or a libuv error (negative). */
+static int listen_on(sl_server *s, uv_tcp_t *l, int port, uv_connection_cb cb) {
+  int r;
   for (int tries = 0;; tries++) {
-    r = bind_port(s, port);
-    if (r != UV_EADDRINUSE || port == 0 || tries == MAX_PORT_TRIES) break;
-    uv_close((uv_handle_t *)&s->listener, NULL);
-    uv_tcp_init(s->loop, &s->listener);
+    uv_tcp_init(s->loop, l);
+    l->data = s;
+    r = bind_port(s, l, port, cb);
+    if (r == 0) break;
+    uv_close((uv_handle_t *)l, NULL);
+    if (r != UV_EADDRINUSE || port == 0 || tries == MAX_PORT_TRIES) return r;
     sl_warn("port %d is in use, trying %d", port, port + 1);
     port++;
   }
-  if (r != 0) {
-    uv_close((uv_handle_t *)&s->listener, NULL);
-    return r;
-  }
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
-  s->bound_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  uv_tcp_getsockname(l, (struct sockaddr *)&ss, &len);
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int sl_server_start(sl_server *s) {
+  int r = listen_on(s, &s->listener, s->cfg.port, on_ws_connection);
+  if (r < 0) return r;
+  s->bound_port = r;
+  if (s->cfg.tcp_port >= 0) {
+    r = listen_on(s, &s->tcp_listener, s->cfg.tcp_port, on_tcp_connection);
+    if (r < 0) {
+      uv_close((uv_handle_t *)&s->listener, NULL);
+      return r;
+    }
+    s->tcp_bound_port = r;
+    s->tcp_listening = true;
+  }
 
   s->prepare.data = s->check.data = s->tick.data = s;
   uv_prepare_init(s->loop, &s->prepare);
@@ -212,6 +239,7 @@ void sl_server_stop(sl_server *s) {
   if (!s->started || s->stopped) return;
   s->stopped = true;
   uv_close((uv_handle_t *)&s->listener, NULL);
+  if (s->tcp_listening) uv_close((uv_handle_t *)&s->tcp_listener, NULL);
   uv_close((uv_handle_t *)&s->tick, NULL);
   for (sl_conn *c = s->conns; c; c = c->next) sl_conn_abort(c);
   /* prepare and check stay until the closing connections are gone. */

@@ -39,9 +39,10 @@ typedef struct {
 struct sl_server {
   uv_loop_t *loop;
   sl_config cfg;
-  uv_tcp_t listener;
-  bool started, stopped;
-  int bound_port;
+  uv_tcp_t listener;     /* HTTP and WebSocket */
+  uv_tcp_t tcp_listener; /* the binary TCP protocol, when tcp_port >= 0 */
+  bool started, stopped, tcp_listening;
+  int bound_port, tcp_bound_port;
 
   sl_map clients;       /* id -> registered sl_conn */
   sl_rooms rooms;

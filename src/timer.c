@@ -33,6 +33,7 @@ struct sl_timer {
 };
 
 static sl_timer *armed;
+static bool refusing; /* the process is stopping: no new timers */
 
 static sl_timer *timer_new(void) {
   sl_timer *t = calloc(1, sizeof *t);
@@ -60,6 +61,7 @@ static void timer_stop(sl_timer *t) {
 }
 
 void sl_timers_close_all(void) {
+  refusing = true;
   while (armed) timer_stop(armed);
 }
 
@@ -77,6 +79,7 @@ static int start_timer(lua_State *L, bool repeat) {
   lua_Number ms = luaL_checknumber(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   luaL_argcheck(L, ms >= 0, 1, "delay must not be negative");
+  if (refusing) return luaL_error(L, "the server is stopping: no new timers");
   sl_timer *t = timer_new();
   if (!t) return luaL_error(L, "out of memory");
   t->repeat = repeat;
@@ -115,6 +118,7 @@ static int sl_sleep(lua_State *L) {
   luaL_argcheck(L, ms >= 0, 1, "delay must not be negative");
   sl_task *task = sl_task_current(L);
   if (!task) return luaL_error(L, "stelar.sleep can only wait inside a handler");
+  if (refusing) return luaL_error(L, "the server is stopping: no waiting");
   sl_timer *t = timer_new();
   if (!t) return luaL_error(L, "out of memory");
   t->sleeper = task;

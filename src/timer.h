@@ -8,7 +8,8 @@
 
 /* Adds the timer functions to the table on top of the stack. */
 void sl_lua_open_timer(lua_State *L);
-/* Closes every armed timer and abandons sleeping handlers (at exit). */
+/* Closes every armed timer, abandons sleeping handlers, and refuses new
+ * ones from here on (at exit). */
 void sl_timers_close_all(void);
 /* Wall-clock milliseconds since the epoch. */
 uint64_t sl_wall_ms(void);
