@@ -22,10 +22,72 @@ static uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-static void assign_id(sl_conn *c) {
+static void own_id(sl_conn *c) {
   static uint64_t seed, counter;
   if (!seed) seed = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32) ^ (uint64_t)(uintptr_t)&seed;
-  snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)splitmix64(seed + counter++));
+  c->id_len = (uint8_t)snprintf(c->id, sizeof c->id, "%016llx", (unsigned long long)splitmix64(seed + counter++));
+}
+
+/* generateClientId() when the script gives one: its result must be a
+ * string of 1-64 bytes that no connected client has, else ours is used. */
+static void assign_id(sl_conn *c) {
+  lua_State *L = sl_vm_state();
+  sl_lua_push_handler(L, c->server, "options", "generateClientId");
+  if (!lua_isfunction(L, -1) || sl_vm_call("generateClientId", NULL, NULL, 0, 1) != 0) {
+    lua_pop(L, 1);
+    return own_id(c);
+  }
+  size_t len = 0;
+  const char *id = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+  if (!id || len == 0 || len > SL_ID_MAX || sl_map_get(&c->server->clients, id, len)) {
+    sl_error("generateClientId must return a unique string of 1 to %d bytes; using a generated id", SL_ID_MAX);
+    own_id(c);
+  } else {
+    memcpy(c->id, id, len);
+    c->id[len] = '\0';
+    c->id_len = (uint8_t)len;
+  }
+  lua_pop(L, 1);
+}
+
+sl_conn *sl_app_find_client(sl_server *s, const char *id) { return sl_map_get(&s->clients, id, strlen(id)); }
+
+/* ---- hooks: hooks.<name>(info) ---- */
+
+const char *sl_app_protocol(const sl_conn *c) { return c->is_tcp ? "tcp" : "ws"; }
+
+bool sl_app_push_hook(sl_server *s, const char *name) {
+  lua_State *L = sl_vm_state();
+  sl_lua_push_handler(L, s, "hooks", name);
+  if (lua_isfunction(L, -1)) {
+    lua_createtable(L, 0, 4);
+    return true;
+  }
+  lua_pop(L, 1);
+  return false;
+}
+
+sl_hook_result sl_app_call_hook(const char *name, const char *client_id) {
+  lua_State *L = sl_vm_state();
+  if (sl_vm_call("hook", name, client_id, 1, 1) != 0) {
+    lua_pop(L, 1);
+    return SL_HOOK_FAILED;
+  }
+  sl_hook_result r = (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) ? SL_HOOK_VETO : SL_HOOK_OK;
+  lua_pop(L, 1);
+  return r;
+}
+
+void sl_app_info_string(const char *key, const char *value) {
+  lua_State *L = sl_vm_state();
+  lua_pushstring(L, value);
+  lua_setfield(L, -2, key);
+}
+
+void sl_app_info_number(const char *key, double value) {
+  lua_State *L = sl_vm_state();
+  lua_pushnumber(L, value);
+  lua_setfield(L, -2, key);
 }
 
 /* ---- ctx.req ---- */
@@ -119,22 +181,19 @@ static bool push_fn(lua_State *L, sl_server *s, const char *group, const char *n
   return false;
 }
 
-void sl_app_invalid(sl_conn *c, const char *why, const char *raw, size_t len) {
-  lua_State *L = sl_vm_state();
+void sl_app_invalid(sl_conn *c, const char *why) {
   sl_debug("ignored a message from %s: %s", c->id, why);
-  if (!push_fn(L, c->server, "hooks", "onInvalidMessage")) return;
-  lua_pushnil(L);
-  sl_ctx_push_event(L, c, NULL, false);
-  lua_pushstring(L, why);
-  if (raw) lua_pushlstring(L, raw, len);
-  else lua_pushnil(L);
-  run(c, "hook", "onInvalidMessage", 3, NULL, NULL);
+  if (!sl_app_push_hook(c->server, "onInvalidMessage")) return;
+  sl_app_info_string("clientId", c->id);
+  sl_app_info_string("reason", why);
+  sl_app_info_string("protocol", sl_app_protocol(c));
+  sl_app_call_hook("onInvalidMessage", c->id);
 }
 
 static void accept_client(sl_conn *c);
 
 static void middleware_done(sl_task *t, lua_State *co, int nres, const char *err) {
-  sl_conn *c = sl_map_get(&t->server->clients, t->client_id, SL_ID_LEN);
+  sl_conn *c = sl_app_find_client(t->server, t->client_id);
   if (!c || c->state != SL_CONN_PENDING) return; /* gone, or rejected already */
   if (!err && nres >= 1 && lua_toboolean(co, -1)) return accept_client(c);
   sl_conn_close(c, 1008, err ? "Rejected: middleware error" : "Rejected");
@@ -165,7 +224,7 @@ void sl_app_client_opened(sl_conn *c, const sl_http_req *req) {
   lua_State *L = sl_vm_state();
   assign_id(c);
   c->rooms.owner = c;
-  if (sl_map_put(&s->clients, c->id, SL_ID_LEN, c) != 0) return sl_conn_abort(c);
+  if (sl_map_put(&s->clients, c->id, c->id_len, c) != 0) return sl_conn_abort(c);
   c->registered = true;
   s->stats.total_connections++;
   s->stats.active++;
@@ -241,7 +300,7 @@ static void send_ack(sl_conn *c, const sl_task *t, const char *data, size_t len,
 }
 
 static void ack_done(sl_task *t, lua_State *co, int nres, const char *err) {
-  sl_conn *c = sl_map_get(&t->server->clients, t->client_id, SL_ID_LEN);
+  sl_conn *c = sl_app_find_client(t->server, t->client_id);
   if (!c || !sl_conn_sending(c)) return;
   if (err) return send_ack(c, t, NULL, 0, err);
   if (nres == 0 || lua_isnil(co, -nres)) return; /* nothing to say, as in v3 */
@@ -257,11 +316,11 @@ static void ack_done(sl_task *t, lua_State *co, int nres, const char *err) {
 }
 
 /* Reserved client events are handled here and never reach handlers. */
-static bool reserved(sl_conn *c, const char *e, const cJSON *data, const char *raw, size_t len) {
+static bool reserved(sl_conn *c, const char *e, const cJSON *data) {
   bool join = strcmp(e, "join-room") == 0, leave = strcmp(e, "leave-room") == 0;
   if (join || leave) {
     if (!cJSON_IsString(data) || !data->valuestring[0]) {
-      sl_app_invalid(c, "room name must be a non-empty string", raw, len);
+      sl_app_invalid(c, "room name must be a non-empty string");
     } else {
       const char *room = data->valuestring;
       (join ? sl_app_join : sl_app_leave)(c, room, strlen(room), 1);
@@ -271,7 +330,7 @@ static bool reserved(sl_conn *c, const char *e, const cJSON *data, const char *r
   if (strcmp(e, "pong") == 0) return true; /* liveness: the read itself counted */
   if (strcmp(e, "ping") == 0 || strcmp(e, "connect") == 0 || strcmp(e, "disconnect") == 0 ||
       strcmp(e, "error") == 0) {
-    sl_app_invalid(c, "reserved event name", raw, len);
+    sl_app_invalid(c, "reserved event name");
     return true;
   }
   return false;
@@ -282,8 +341,8 @@ static void push_data(lua_State *L, const cJSON *data) {
   else lua_pushnil(L);
 }
 
-void sl_app_event(sl_conn *c, const char *event, const cJSON *data, const char *raw, size_t raw_len) {
-  if (reserved(c, event, data, raw, raw_len)) return;
+void sl_app_event(sl_conn *c, const char *event, const cJSON *data) {
+  if (reserved(c, event, data)) return;
   push_data(sl_vm_state(), data);
   dispatch_event(c, event, false);
 }
@@ -291,7 +350,7 @@ void sl_app_event(sl_conn *c, const char *event, const cJSON *data, const char *
 void sl_app_ack_request(sl_conn *c, const char *name, const char *event, const cJSON *data,
                         const cJSON *correlation_id) {
   lua_State *L = sl_vm_state();
-  if (!push_fn(L, c->server, "ack", name)) return sl_app_event(c, event, data, NULL, 0);
+  if (!push_fn(L, c->server, "ack", name)) return sl_app_event(c, event, data);
   push_data(L, data);
   sl_ctx_push_event(L, c, name, false);
   char *corr = correlation_id ? cJSON_PrintUnformatted(correlation_id) : NULL;
@@ -322,9 +381,9 @@ void sl_app_text(sl_conn *c, const char *text, size_t len) {
   if (push_fn(sl_vm_state(), c->server, "message", NULL)) return raw_message(c, text, len, false);
   sl_envelope env;
   sl_env_status st = sl_envelope_parse(text, len, &env);
-  if (st != SL_ENV_OK) sl_app_invalid(c, sl_env_status_text(st), text, len);
+  if (st != SL_ENV_OK) sl_app_invalid(c, sl_env_status_text(st));
   else if (env.ack_name) sl_app_ack_request(c, env.ack_name, env.event, env.data, env.correlation_id);
-  else sl_app_event(c, env.event, env.data, text, len);
+  else sl_app_event(c, env.event, env.data);
   sl_envelope_free(&env);
 }
 
@@ -333,7 +392,7 @@ void sl_app_binary(sl_conn *c, const char *msg, size_t len) {
   if (push_fn(sl_vm_state(), c->server, "message", NULL)) return raw_message(c, msg, len, true);
   sl_binary_msg bin;
   sl_env_status st = sl_binary_parse((const uint8_t *)msg, len, &bin);
-  if (st != SL_ENV_OK) return sl_app_invalid(c, sl_env_status_text(st), msg, len);
+  if (st != SL_ENV_OK) return sl_app_invalid(c, sl_env_status_text(st));
   sl_app_binary_event(c, bin.event, (const char *)bin.payload, bin.payload_len);
 }
 
@@ -393,7 +452,7 @@ void sl_app_client_gone(sl_conn *c) {
   lua_State *L = sl_vm_state();
   if (c->registered) {
     sl_rooms_leave_all(&s->rooms, &c->rooms);
-    sl_map_remove(&s->clients, c->id, SL_ID_LEN);
+    sl_map_remove(&s->clients, c->id, c->id_len);
     s->stats.active--;
     if (c->is_tcp) s->stats.tcp--;
     else s->stats.ws--;

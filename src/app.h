@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <lua.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "buf.h"
@@ -26,16 +27,28 @@ void sl_app_binary(sl_conn *c, const char *msg, size_t len);
  * Counts one received message; called once per message. */
 void sl_app_received(sl_conn *c);
 /* An event; data may be NULL. Reserved names (join-room, pong, ping, ...)
- * are handled here. raw is the message, for onInvalidMessage. */
-void sl_app_event(sl_conn *c, const char *event, const cJSON *data, const char *raw, size_t raw_len);
+ * are handled here. */
+void sl_app_event(sl_conn *c, const char *event, const cJSON *data);
 /* An ACK request; without an onAck handler for name it is an ordinary
  * event under the name event. */
 void sl_app_ack_request(sl_conn *c, const char *name, const char *event, const cJSON *data,
                         const cJSON *correlation_id);
 void sl_app_binary_event(sl_conn *c, const char *event, const char *bytes, size_t len);
 /* A message that cannot be dispatched: logged, and the onInvalidMessage
- * hook runs; the connection stays. raw may be NULL. */
-void sl_app_invalid(sl_conn *c, const char *why, const char *raw, size_t len);
+ * hook runs; the connection stays. */
+void sl_app_invalid(sl_conn *c, const char *why);
+
+sl_conn *sl_app_find_client(sl_server *s, const char *id);
+const char *sl_app_protocol(const sl_conn *c);
+
+/* Hooks take one info table, as in v3: push the hook and a fresh table
+ * (false when the script has no such hook), fill the table, then call. */
+typedef enum { SL_HOOK_OK, SL_HOOK_VETO, SL_HOOK_FAILED } sl_hook_result;
+bool sl_app_push_hook(sl_server *s, const char *name);
+void sl_app_info_string(const char *key, const char *value);
+void sl_app_info_number(const char *key, double value);
+/* SL_HOOK_VETO when the hook returned false; errors are logged. */
+sl_hook_result sl_app_call_hook(const char *name, const char *client_id);
 
 /* From the connection's close callback: rooms, client table, onDisconnect. */
 void sl_app_client_gone(sl_conn *c);

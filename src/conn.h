@@ -19,7 +19,8 @@ typedef struct sl_conn sl_conn;
 typedef struct sl_server sl_server;
 struct sl_ctx;
 
-#define SL_ID_LEN 16
+/* Client ids: ours are 16 hex digits; generateClientId may make others. */
+#define SL_ID_MAX 64
 
 typedef enum {
   SL_CONN_HTTP,    /* reading the HTTP request */
@@ -88,7 +89,8 @@ struct sl_conn {
   bool dirty;      /* on the server's flush list */
   bool is_tcp;
   bool shutting; /* write side shut, waiting for the peer's EOF */
-  char id[SL_ID_LEN + 1];
+  char id[SL_ID_MAX + 1];
+  uint8_t id_len;
   char remote[48];
 
   sl_outq q;

@@ -21,7 +21,7 @@ typedef struct sl_ctx {
   struct sl_ctx *next; /* the connection's list */
   bool is_binary;
   bool in_middleware;
-  char id[SL_ID_LEN + 1];
+  char id[SL_ID_MAX + 1];
 } sl_ctx;
 
 /* Pushes c's context for a new event: sets event and data (the value on top

@@ -195,15 +195,20 @@ void sl_options_apply(lua_State *L, int idx, sl_server *s) {
   if (s->cfg.heartbeat_timeout && s->cfg.heartbeat_timeout < s->cfg.heartbeat_interval)
     luaL_error(L, "stelar.server: heartbeatTimeout must not be shorter than heartbeatInterval");
   warn_unsupported(L, idx);
-  /* Hooks live with the handlers so that a reload replaces them together. */
+  /* Hooks and Lua-valued options live with the handlers, so that a reload
+   * replaces them together. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
   lua_getfield(L, idx, "hooks");
-  if (lua_istable(L, -1)) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, "hooks");
-    lua_pop(L, 1);
+  if (lua_istable(L, -1)) lua_setfield(L, -2, "hooks");
+  else lua_pop(L, 1);
+  lua_getfield(L, -1, "options");
+  static const char *const scripted[] = {"generateClientId", "customHealthHandler", "customRateLimiter",
+                                         "customIPTracker"};
+  for (size_t i = 0; i < sizeof scripted / sizeof *scripted; i++) {
+    lua_getfield(L, idx, scripted[i]);
+    lua_setfield(L, -2, scripted[i]);
   }
-  lua_pop(L, 1);
+  lua_pop(L, 2);
 }
 
 static int read_only(lua_State *L) { return luaL_error(L, "getConfig() returns a read-only snapshot"); }

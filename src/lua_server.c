@@ -55,7 +55,7 @@ void sl_lua_push_handler(lua_State *L, const sl_server *s, const char *group, co
 
 static void new_handler_set(lua_State *L) {
   lua_createtable(L, 0, 8);
-  static const char *const groups[] = {"on", "ack", "use", "hooks", "shutdown"};
+  static const char *const groups[] = {"on", "ack", "use", "hooks", "shutdown", "options"};
   for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
     lua_newtable(L);
     lua_setfield(L, -2, groups[i]);

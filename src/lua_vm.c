@@ -112,6 +112,25 @@ int sl_vm_run_script(const char *path) {
   return 0;
 }
 
+int sl_vm_call(const char *kind, const char *name, const char *client_id, int nargs, int nres) {
+  lua_State *L = vm.L;
+  int fn = lua_gettop(L) - nargs;
+  lua_pushcfunction(L, traceback);
+  lua_insert(L, fn);
+  int r = lua_pcall(L, nargs, nres, fn);
+  if (r == 0) {
+    lua_remove(L, fn);
+    return 0;
+  }
+  sl_task where = {.kind = kind};
+  snprintf(where.name, sizeof where.name, "%s", name ? name : "");
+  snprintf(where.client_id, sizeof where.client_id, "%s", client_id ? client_id : "");
+  sl_vm_log_error(&where, lua_tostring(L, -1), NULL);
+  lua_settop(L, fn - 1);
+  for (int i = 0; i < nres; i++) lua_pushnil(L);
+  return -1;
+}
+
 /* ---- tasks ---- */
 
 static lua_State *take_coroutine(int *ref) {

@@ -24,7 +24,7 @@ struct sl_task {
   sl_task_done done;
   const char *kind; /* the registration it runs: "on", "onAck", "use", ... */
   char name[SL_EVENT_NAME_MAX + 1];
-  char client_id[SL_ID_LEN + 1];
+  char client_id[SL_ID_MAX + 1];
   sl_server *server;
   char *correlation_json; /* ACK requests; freed with the task */
   sl_task *next_free;
@@ -59,6 +59,12 @@ sl_task_status sl_task_start(sl_task *t, int nargs);
 sl_task_status sl_task_resume(sl_task *t, int nargs);
 /* The task whose coroutine is L, or NULL outside a handler. */
 sl_task *sl_task_current(lua_State *L);
+
+/* Calls the function below nargs arguments on the main state under the
+ * traceback handler, for code that must answer at once (hooks, id
+ * generators): it cannot wait. Returns 0 with nres results pushed, or -1
+ * with the error logged and nres nils pushed. */
+int sl_vm_call(const char *kind, const char *name, const char *client_id, int nargs, int nres);
 
 /* Logs a Lua error with its traceback: "<kind> <name> client=<id>: <msg>". */
 void sl_vm_log_error(const sl_task *t, const char *msg, const char *traceback);

@@ -193,7 +193,7 @@ static void fail(sl_conn *c, const char *why) {
 /* ACK_REQ payload: {"data":..,"_correlationId":..}, or a bare value. */
 static void ack_request(sl_conn *c, const sl_tcp_frame *f, const char *name) {
   cJSON *root = cJSON_ParseWithLength((const char *)f->payload, f->payload_len);
-  if (!root) return sl_app_invalid(c, "invalid JSON", (const char *)f->payload, f->payload_len);
+  if (!root) return sl_app_invalid(c, "invalid JSON");
   const cJSON *data = root, *corr = NULL;
   if (cJSON_IsObject(root) && (cJSON_HasObjectItem(root, "_correlationId") || cJSON_HasObjectItem(root, "data"))) {
     data = cJSON_GetObjectItemCaseSensitive(root, "data");
@@ -205,14 +205,14 @@ static void ack_request(sl_conn *c, const sl_tcp_frame *f, const char *name) {
 
 static void json_event(sl_conn *c, const sl_tcp_frame *f, const char *name) {
   cJSON *data = cJSON_ParseWithLength((const char *)f->payload, f->payload_len);
-  if (!data) return sl_app_invalid(c, "invalid JSON", (const char *)f->payload, f->payload_len);
-  sl_app_event(c, name, data, (const char *)f->payload, f->payload_len);
+  if (!data) return sl_app_invalid(c, "invalid JSON");
+  sl_app_event(c, name, data);
   cJSON_Delete(data);
 }
 
 static void room_frame(sl_conn *c, const sl_tcp_frame *f, bool join) {
   const char *room = (const char *)f->payload;
-  if (f->payload_len == 0) return sl_app_invalid(c, "room name must not be empty", room, 0);
+  if (f->payload_len == 0) return sl_app_invalid(c, "room name must not be empty");
   (join ? sl_app_join : sl_app_leave)(c, room, f->payload_len, 1);
 }
 
@@ -225,7 +225,7 @@ static int on_frame(void *ud, const sl_tcp_frame *f) {
   bool message = f->type == SL_TCP_JSON || f->type == SL_TCP_BINARY || f->type == SL_TCP_ACK_REQ;
   if (message) sl_app_received(c);
   if (message && f->payload_len > c->server->cfg.max_payload_size) {
-    sl_app_invalid(c, "payload exceeds maxPayloadSize", NULL, 0);
+    sl_app_invalid(c, "payload exceeds maxPayloadSize");
     return c->state != SL_CONN_OPEN;
   }
   switch (f->type) {
@@ -237,7 +237,7 @@ static int on_frame(void *ud, const sl_tcp_frame *f) {
   case SL_TCP_JOIN: room_frame(c, f, true); break;
   case SL_TCP_LEAVE: room_frame(c, f, false); break;
   case SL_TCP_DISCONNECT: sl_conn_close(c, 1000, NULL); break;
-  default: sl_app_invalid(c, "frame type not sent by clients", NULL, 0); break;
+  default: sl_app_invalid(c, "frame type not sent by clients"); break;
   }
   return c->state != SL_CONN_OPEN;
 }
