@@ -7,6 +7,7 @@
 
 #include "envelope.h"
 #include "json.h"
+#include "limits.h"
 #include "log.h"
 #include "lua_ctx.h"
 #include "lua_server.h"
@@ -51,6 +52,16 @@ static void assign_id(sl_conn *c) {
 }
 
 sl_conn *sl_app_find_client(sl_server *s, const char *id) { return sl_map_get(&s->clients, id, strlen(id)); }
+
+void sl_app_payload_too_large(sl_conn *c, const char *event, size_t size) {
+  sl_info("client %s sent %zu bytes, over maxPayloadSize", c->id, size);
+  if (!sl_app_push_hook(c->server, "onPayloadTooLarge")) return;
+  sl_app_info_string("clientId", c->id);
+  if (event) sl_app_info_string("event", event);
+  sl_app_info_number("size", (double)size);
+  sl_app_info_number("max", (double)c->server->cfg.max_payload_size);
+  sl_app_call_hook("onPayloadTooLarge", c->id);
+}
 
 /* ---- hooks: hooks.<name>(info) ---- */
 
@@ -156,6 +167,17 @@ static void make_req(lua_State *L, sl_conn *c, const sl_http_req *req) {
   c->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+/* Pushes the names of the client's rooms as a JSON array. */
+static void push_room_names(lua_State *L, const sl_conn *c) {
+  lua_createtable(L, (int)c->rooms.count, 0);
+  for (uint32_t i = 0; i < c->rooms.count; i++) {
+    lua_pushlstring(L, c->rooms.items[i].room->name, c->rooms.items[i].room->name_len);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT);
+  lua_setmetatable(L, -2);
+}
+
 /* ---- running handlers ---- */
 
 /* Runs the handler on top of the stack with ctx (and the extra args above
@@ -219,9 +241,35 @@ static void accept_client(sl_conn *c) {
   if (c->state == SL_CONN_OPEN) sl_server_resume_reading(c);
 }
 
+/* With trustProxy, the first X-Forwarded-For address stands for the peer. */
+static void take_forwarded_address(sl_conn *c, const sl_http_req *req) {
+  const char *fwd = req ? sl_http_header(req, "x-forwarded-for") : NULL;
+  if (!c->server->cfg.trust_proxy || !fwd) return;
+  while (*fwd == ' ') fwd++;
+  size_t n = strcspn(fwd, ", ");
+  if (n == 0 || n >= sizeof c->remote) return;
+  memcpy(c->remote, fwd, n);
+  c->remote[n] = '\0';
+}
+
+static void client_connect_hook(sl_conn *c) {
+  if (!sl_app_push_hook(c->server, "onClientConnect")) return;
+  lua_State *L = sl_vm_state();
+  sl_app_info_string("clientId", c->id);
+  sl_app_info_string("ip", c->remote);
+  sl_app_info_string("protocol", sl_app_protocol(c));
+  sl_ctx_push_meta(L, c);
+  lua_setfield(L, -2, "metadata");
+  sl_app_call_hook("onClientConnect", c->id);
+}
+
 void sl_app_client_opened(sl_conn *c, const sl_http_req *req) {
   sl_server *s = c->server;
   lua_State *L = sl_vm_state();
+  c->state = SL_CONN_PENDING; /* able to send its refusal */
+  take_forwarded_address(c, req);
+  const char *refusal = sl_limits_admit(c);
+  if (refusal) return sl_conn_close(c, 1008, refusal);
   assign_id(c);
   c->rooms.owner = c;
   if (sl_map_put(&s->clients, c->id, c->id_len, c) != 0) return sl_conn_abort(c);
@@ -232,7 +280,8 @@ void sl_app_client_opened(sl_conn *c, const sl_http_req *req) {
   else s->stats.ws++;
   if (c->tp->greet) c->tp->greet(c);
   if (req) make_req(L, c, req);
-  c->state = SL_CONN_PENDING;
+  client_connect_hook(c);
+  if (c->state != SL_CONN_PENDING) return;
 
   sl_lua_push_handler(L, s, "use", NULL);
   if (lua_objlen(L, -1) == 0) {
@@ -371,27 +420,36 @@ static void raw_message(sl_conn *c, const char *msg, size_t len, bool binary) {
   run(c, "onMessage", NULL, 3, NULL, NULL);
 }
 
-void sl_app_received(sl_conn *c) {
+bool sl_app_received(sl_conn *c, const char *event) {
   c->msgs_in++;
   c->server->stats.messages_received++;
+  return sl_limits_allow(c, event);
 }
 
 void sl_app_text(sl_conn *c, const char *text, size_t len) {
-  sl_app_received(c);
-  if (push_fn(sl_vm_state(), c->server, "message", NULL)) return raw_message(c, text, len, false);
+  lua_State *L = sl_vm_state();
+  if (push_fn(L, c->server, "message", NULL)) {
+    if (sl_app_received(c, NULL)) return raw_message(c, text, len, false);
+    return lua_pop(L, 1);
+  }
   sl_envelope env;
   sl_env_status st = sl_envelope_parse(text, len, &env);
-  if (st != SL_ENV_OK) sl_app_invalid(c, sl_env_status_text(st));
+  if (!sl_app_received(c, st == SL_ENV_OK ? env.event : NULL)) ; /* dropped, or closed */
+  else if (st != SL_ENV_OK) sl_app_invalid(c, sl_env_status_text(st));
   else if (env.ack_name) sl_app_ack_request(c, env.ack_name, env.event, env.data, env.correlation_id);
   else sl_app_event(c, env.event, env.data);
   sl_envelope_free(&env);
 }
 
 void sl_app_binary(sl_conn *c, const char *msg, size_t len) {
-  sl_app_received(c);
-  if (push_fn(sl_vm_state(), c->server, "message", NULL)) return raw_message(c, msg, len, true);
+  lua_State *L = sl_vm_state();
+  if (push_fn(L, c->server, "message", NULL)) {
+    if (sl_app_received(c, NULL)) return raw_message(c, msg, len, true);
+    return lua_pop(L, 1);
+  }
   sl_binary_msg bin;
   sl_env_status st = sl_binary_parse((const uint8_t *)msg, len, &bin);
+  if (!sl_app_received(c, st == SL_ENV_OK ? bin.event : NULL)) return;
   if (st != SL_ENV_OK) return sl_app_invalid(c, sl_env_status_text(st));
   sl_app_binary_event(c, bin.event, (const char *)bin.payload, bin.payload_len);
 }
@@ -409,16 +467,42 @@ static void reply(sl_conn *c, const char *event, const char *room, size_t len) {
   sl_sbuf_free(&json);
 }
 
+/* A hook about a room: {clientId, room} and, for `extra`, one more number. */
+static sl_hook_result room_hook(sl_conn *c, const char *hook, const char *room, size_t len, const char *extra,
+                                double extra_value, double max) {
+  if (!sl_app_push_hook(c->server, hook)) return SL_HOOK_OK;
+  lua_State *L = sl_vm_state();
+  sl_app_info_string("clientId", c->id);
+  lua_pushlstring(L, room, len);
+  lua_setfield(L, -2, "room");
+  if (extra) {
+    sl_app_info_number(extra, extra_value);
+    sl_app_info_number("max", max);
+  } else if (strcmp(hook, "onClientJoinRoom") == 0) {
+    sl_ctx_push_meta(L, c);
+    lua_setfield(L, -2, "metadata");
+  }
+  return sl_app_call_hook(hook, c->id);
+}
+
 int sl_app_join(sl_conn *c, const char *room, size_t len, int want_reply) {
   sl_server *s = c->server;
   if (len == 0 || len > SL_EVENT_NAME_MAX) return -1;
   bool member = sl_room_set_has(&c->rooms, room, len);
+  if (room_hook(c, "onClientJoinRoom", room, len, NULL, 0, 0) == SL_HOOK_VETO) {
+    sl_info("client %s may not join %.*s: refused by onClientJoinRoom", c->id, (int)len, room);
+    return -1;
+  }
   if (!member && c->rooms.count >= s->cfg.max_rooms_per_client) {
     sl_info("client %s may not join %.*s: maxRoomsPerClient reached", c->id, (int)len, room);
+    room_hook(c, "onMaxRoomsPerClientReached", room, len, "currentRooms", c->rooms.count,
+              s->cfg.max_rooms_per_client);
     return -1;
   }
   if (!member && !sl_rooms_find(&s->rooms, room, len) && sl_rooms_count(&s->rooms) >= s->cfg.max_rooms) {
     sl_info("client %s may not create room %.*s: maxRooms reached", c->id, (int)len, room);
+    room_hook(c, "onMaxRoomsReached", room, len, "totalRooms", (double)sl_rooms_count(&s->rooms),
+              s->cfg.max_rooms);
     return -1;
   }
   if (sl_rooms_join(&s->rooms, &c->rooms, room, len) == SL_ROOM_NOMEM) return -1;
@@ -427,6 +511,10 @@ int sl_app_join(sl_conn *c, const char *room, size_t len, int want_reply) {
 }
 
 int sl_app_leave(sl_conn *c, const char *room, size_t len, int want_reply) {
+  if (room_hook(c, "onClientLeaveRoom", room, len, NULL, 0, 0) == SL_HOOK_VETO) {
+    sl_info("client %s may not leave %.*s: refused by onClientLeaveRoom", c->id, (int)len, room);
+    return -1;
+  }
   sl_rooms_leave(&c->server->rooms, &c->rooms, room, len);
   if (want_reply) reply(c, "left-room", room, len);
   return 0;
@@ -447,9 +535,22 @@ void sl_app_to_room(sl_server *s, const char *name, size_t len, sl_msg *m, const
 
 /* ---- departure ---- */
 
+static void client_disconnect_hook(sl_conn *c) {
+  if (!sl_app_push_hook(c->server, "onClientDisconnect")) return;
+  lua_State *L = sl_vm_state();
+  sl_app_info_string("clientId", c->id);
+  sl_app_info_string("ip", c->remote);
+  sl_app_info_string("protocol", sl_app_protocol(c));
+  push_room_names(L, c);
+  lua_setfield(L, -2, "rooms");
+  sl_app_call_hook("onClientDisconnect", c->id);
+}
+
 void sl_app_client_gone(sl_conn *c) {
   sl_server *s = c->server;
   lua_State *L = sl_vm_state();
+  if (c->registered) client_disconnect_hook(c);
+  sl_limits_release(c);
   if (c->registered) {
     sl_rooms_leave_all(&s->rooms, &c->rooms);
     sl_map_remove(&s->clients, c->id, c->id_len);
@@ -469,19 +570,26 @@ void sl_app_client_gone(sl_conn *c) {
   c->meta_ref = c->req_ref = LUA_NOREF;
 }
 
+void sl_app_shutdown_callbacks(sl_server *s, const char *signal, bool forced) {
+  lua_State *L = sl_vm_state();
+  sl_lua_push_handler(L, s, "shutdown", NULL);
+  int n = (int)lua_objlen(L, -1);
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_pushstring(L, signal);
+    lua_pushboolean(L, forced);
+    sl_vm_call("onShutdown", NULL, NULL, 2, 0);
+  }
+  lua_pop(L, 1);
+}
+
 /* ---- queries ---- */
 
 static void push_client(lua_State *L, const sl_conn *c) {
   lua_createtable(L, 0, 2);
   lua_pushstring(L, c->id);
   lua_setfield(L, -2, "id");
-  lua_createtable(L, (int)c->rooms.count, 0);
-  for (uint32_t i = 0; i < c->rooms.count; i++) {
-    lua_pushlstring(L, c->rooms.items[i].room->name, c->rooms.items[i].room->name_len);
-    lua_rawseti(L, -2, (int)i + 1);
-  }
-  lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT);
-  lua_setmetatable(L, -2);
+  push_room_names(L, c);
   lua_setfield(L, -2, "rooms");
 }
 
@@ -519,7 +627,7 @@ void sl_app_push_stats(lua_State *L, sl_server *s) {
   NUM("uptime", s->started ? sl_now_ms() - st->started_at : 0);
   NUM("wsConnections", st->ws);
   NUM("tcpConnections", st->tcp);
-  NUM("rateLimiterEntries", 0);
+  NUM("rateLimiterEntries", sl_limits_entries(s));
   lua_createtable(L, 0, 2);
   NUM("rss", rss);
   NUM("luaHeap", lua_gc(L, LUA_GCCOUNT, 0) * 1024.0 + lua_gc(L, LUA_GCCOUNTB, 0));

@@ -24,8 +24,9 @@ void sl_app_text(sl_conn *c, const char *text, size_t len);
 void sl_app_binary(sl_conn *c, const char *msg, size_t len);
 
 /* Transport-neutral entry points, after a transport has decoded a message.
- * Counts one received message; called once per message. */
-void sl_app_received(sl_conn *c);
+ * sl_app_received counts one message and charges its rate limit (event
+ * may be NULL); dispatch it only when this returns true. */
+bool sl_app_received(sl_conn *c, const char *event);
 /* An event; data may be NULL. Reserved names (join-room, pong, ping, ...)
  * are handled here. */
 void sl_app_event(sl_conn *c, const char *event, const cJSON *data);
@@ -39,6 +40,9 @@ void sl_app_binary_event(sl_conn *c, const char *event, const char *bytes, size_
 void sl_app_invalid(sl_conn *c, const char *why);
 
 sl_conn *sl_app_find_client(sl_server *s, const char *id);
+/* A message over maxPayloadSize: logged and the onPayloadTooLarge hook
+ * runs; the transport drops it (TCP) or closes with 1009 (WebSocket). */
+void sl_app_payload_too_large(sl_conn *c, const char *event, size_t size);
 const char *sl_app_protocol(const sl_conn *c);
 
 /* Hooks take one info table, as in v3: push the hook and a fresh table
@@ -61,6 +65,9 @@ int sl_app_leave(sl_conn *c, const char *room, size_t len, int reply);
 /* Sends to every open client (but exclude), or every member of room. */
 void sl_app_broadcast(sl_server *s, sl_msg *m, const sl_conn *exclude);
 void sl_app_to_room(sl_server *s, const char *room, size_t len, sl_msg *m, const sl_conn *exclude);
+
+/* Runs the onShutdown callbacks with (signal, forced). */
+void sl_app_shutdown_callbacks(sl_server *s, const char *signal, bool forced);
 
 /* Pushes the getStats() table. */
 void sl_app_push_stats(lua_State *L, sl_server *s);

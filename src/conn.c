@@ -65,6 +65,16 @@ static void outq_consume(sl_outq *q, size_t n) {
   }
 }
 
+/* Drops everything after the first keep buffers. */
+static void outq_truncate(sl_outq *q, uint32_t keep) {
+  while (q->count > keep) {
+    sl_buf *b = q->items[(q->head + q->count - 1) % q->cap];
+    q->bytes -= b->len - (q->count == 1 ? q->head_off : 0);
+    q->count--;
+    sl_buf_unref(b);
+  }
+}
+
 static void outq_free(sl_outq *q) {
   while (q->count) outq_pop(q);
   free(q->items);
@@ -93,6 +103,15 @@ void sl_conn_enqueue(sl_conn *c, sl_buf *b) {
   }
 }
 
+/* A client that stopped reading loses what it has not been sent (but the
+ * frame being written, which must end whole) and is closed: the server's
+ * memory does not follow a slow consumer. */
+static void overflow(sl_conn *c) {
+  sl_info("closing client %s: %zu bytes queued, over maxBufferedBytes", c->id, c->q.bytes);
+  outq_truncate(&c->q, c->writing ? c->writing : (c->q.head_off ? 1 : 0));
+  sl_conn_close(c, 1008, "Slow consumer");
+}
+
 int sl_conn_send(sl_conn *c, sl_msg *m) {
   if (!sl_conn_sending(c)) return -1;
   sl_buf *wire = m->wire[c->tp->kind];
@@ -100,6 +119,7 @@ int sl_conn_send(sl_conn *c, sl_msg *m) {
   sl_conn_enqueue(c, sl_buf_ref(wire));
   c->msgs_out++;
   c->server->stats.messages_sent++;
+  if (c->q.bytes > c->server->cfg.max_buffered_bytes) overflow(c);
   return 0;
 }
 
@@ -162,7 +182,9 @@ static void on_closed(uv_handle_t *h) {
   if (c->tp && c->tp->free) c->tp->free(c);
   outq_free(&c->q);
   sl_sbuf_free(&c->held_in);
+  sl_server *s = c->server;
   free(c);
+  sl_server_conn_freed(s);
 }
 
 void sl_conn_abort(sl_conn *c) {

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "ratelimit.h"
 #include "room.h"
 
 typedef struct sl_conn sl_conn;
@@ -89,6 +90,7 @@ struct sl_conn {
   bool dirty;      /* on the server's flush list */
   bool is_tcp;
   bool shutting; /* write side shut, waiting for the peer's EOF */
+  bool ip_counted; /* counted against maxConnectionsPerIP */
   char id[SL_ID_MAX + 1];
   uint8_t id_len;
   char remote[48];
@@ -105,6 +107,8 @@ struct sl_conn {
   uint64_t msgs_in, msgs_out;
 
   sl_room_set rooms;
+  sl_bucket bucket;          /* the global (or per-client) rate limit */
+  sl_map *event_buckets;  /* per-event limits, made on first use */
   int meta_ref, req_ref;  /* Lua registry refs, LUA_NOREF until made */
   struct sl_ctx *ctx;     /* the context reused across this client's events */
   int ctx_ref;            /* anchors ctx while the connection reuses it */

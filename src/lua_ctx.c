@@ -23,7 +23,7 @@ static int closed(lua_State *L) {
 }
 
 static int sent(lua_State *L, sl_msg *m, int r) {
-  sl_msg_release(m);
+  if (m) sl_msg_release(m);
   if (r != 0) return closed(L);
   lua_pushboolean(L, 1);
   return 1;
@@ -44,6 +44,7 @@ static int sl_ctx_emit_binary(lua_State *L) { return send_own(L, SL_MSG_BINARY);
  * from onDisconnect, after the client itself is gone. */
 static int sl_ctx_broadcast(lua_State *L) {
   sl_ctx *ctx = check_ctx(L);
+  if (!sl_lua_broadcast_allowed(L, ctx->server, 2, 3, ctx->id)) return sent(L, NULL, 0);
   sl_msg m;
   sl_lua_check_msg(L, 2, 3, SL_MSG_EVENT, &m);
   sl_app_broadcast(ctx->server, &m, ctx->conn);
@@ -238,11 +239,7 @@ static sl_ctx *new_ctx(lua_State *L, sl_conn *c) {
   luaL_getmetatable(L, CTX_MT);
   lua_setmetatable(L, -2);
   lua_createtable(L, 0, 4);
-  if (c->meta_ref == LUA_NOREF) {
-    lua_newtable(L);
-    c->meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, c->meta_ref);
+  sl_ctx_push_meta(L, c);
   lua_setfield(L, -2, "meta");
   if (c->req_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->req_ref);
@@ -250,6 +247,14 @@ static sl_ctx *new_ctx(lua_State *L, sl_conn *c) {
   }
   lua_setfenv(L, -2);
   return ctx;
+}
+
+void sl_ctx_push_meta(lua_State *L, sl_conn *c) {
+  if (c->meta_ref == LUA_NOREF) {
+    lua_newtable(L);
+    c->meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->meta_ref);
 }
 
 sl_ctx *sl_ctx_push_event(lua_State *L, sl_conn *c, const char *event, bool is_binary) {

@@ -2,9 +2,11 @@
 
 #include <lauxlib.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "limits.h"
 #include "log.h"
 
 typedef enum {
@@ -21,6 +23,8 @@ typedef enum {
   OPT_TABLE,
   OPT_TABLE_OFF,
   OPT_FUNCTION,
+  OPT_RATE,        /* {maxPoints, windowMs}, or false */
+  OPT_EVENT_RATES, /* {event = {maxPoints, windowMs}} */
 } opt_type;
 
 #define CFG(field) offsetof(sl_config, field)
@@ -51,15 +55,15 @@ static const struct option {
     {"healthEndpoint", OPT_PATH_OFF, CFG(health_endpoint)},
     {"allowedOrigins", OPT_STRINGS, CFG(allowed_origins)},
     {"logger", OPT_LOGGER, LATER},
-    {"rateLimit", OPT_TABLE_OFF, LATER},
-    {"eventRateLimits", OPT_TABLE, LATER},
+    {"rateLimit", OPT_RATE, CFG(rate_limit)},
+    {"eventRateLimits", OPT_EVENT_RATES, LATER},
     {"tls", OPT_TABLE, LATER},
     {"hooks", OPT_TABLE, LATER},
     {"generateClientId", OPT_FUNCTION, LATER},
     {"customRateLimiter", OPT_TABLE, LATER},
     {"customIPTracker", OPT_TABLE, LATER},
     {"customHealthHandler", OPT_FUNCTION, LATER},
-    {"trustProxy", OPT_BOOL, LATER},
+    {"trustProxy", OPT_BOOL, CFG(trust_proxy)},
     {"cluster", OPT_TABLE, LATER},
 };
 
@@ -111,6 +115,44 @@ static void set_strings(lua_State *L, sl_config *cfg, const struct option *o) {
   }
 }
 
+sl_rate sl_options_check_rate(lua_State *L, int idx, const char *what) {
+  if (idx < 0) idx = lua_gettop(L) + idx + 1;
+  if (lua_type(L, idx) == LUA_TBOOLEAN && !lua_toboolean(L, idx)) return (sl_rate){0, 0};
+  if (!lua_istable(L, idx)) luaL_error(L, "%s must be {maxPoints = n, windowMs = n} or false", what);
+  sl_rate r = {100, 1000}; /* v3's defaults for a missing field */
+  lua_getfield(L, idx, "maxPoints");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < 1) luaL_error(L, "%s.maxPoints must be a number >= 1", what);
+    r.max_points = (uint32_t)lua_tonumber(L, -1);
+  }
+  lua_getfield(L, idx, "windowMs");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < 1) luaL_error(L, "%s.windowMs must be a number >= 1", what);
+    r.window_ms = (uint32_t)lua_tonumber(L, -1);
+  }
+  lua_pop(L, 2);
+  return r;
+}
+
+/* eventRateLimits replaces every per-event limit, as in v3's updateConfig. */
+static void set_event_rates(lua_State *L, sl_server *s) {
+  if (!lua_istable(L, -1)) luaL_error(L, "stelar.server: option 'eventRateLimits' must be a table");
+  int t = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "stelar.server: eventRateLimits keys must be event names");
+    lua_pushfstring(L, "eventRateLimits.%s", lua_tostring(L, -2));
+    sl_options_check_rate(L, -2, lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
+  sl_limits_free_event_rates(s);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    sl_limits_set_event_rate(s, lua_tostring(L, -2), sl_options_check_rate(L, -1, "eventRateLimits"));
+    lua_pop(L, 1);
+  }
+}
+
 static void check_kept(lua_State *L, const struct option *o) {
   int t = lua_type(L, -1);
   switch (o->type) {
@@ -142,7 +184,9 @@ static void check_kept(lua_State *L, const struct option *o) {
   }
 }
 
-static void apply_one(lua_State *L, const struct option *o, sl_config *cfg) {
+static void apply_one(lua_State *L, const struct option *o, sl_server *s) {
+  sl_config *cfg = &s->cfg;
+  if (o->type == OPT_EVENT_RATES) return set_event_rates(L, s);
   if (o->offset == LATER) return check_kept(L, o);
   char *field = (char *)cfg + o->offset;
   bool off = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
@@ -165,6 +209,12 @@ static void apply_one(lua_State *L, const struct option *o, sl_config *cfg) {
   case OPT_PATH: set_string(L, (char **)field, o, true); break;
   case OPT_STRING: set_string(L, (char **)field, o, false); break;
   case OPT_STRINGS: set_strings(L, cfg, o); break;
+  case OPT_RATE: {
+    char what[64];
+    snprintf(what, sizeof what, "stelar.server: option '%s'", o->name);
+    *(sl_rate *)field = sl_options_check_rate(L, -1, what);
+    break;
+  }
   default: break;
   }
 }
@@ -172,8 +222,7 @@ static void apply_one(lua_State *L, const struct option *o, sl_config *cfg) {
 /* Options that need work from a later issue are accepted but said to be
  * ignored, so nobody believes they are on. */
 static void warn_unsupported(lua_State *L, int idx) {
-  static const char *const later[] = {"rateLimit", "eventRateLimits", "tls", "compression",
-                                      "cluster", "customRateLimiter", "customIPTracker"};
+  static const char *const later[] = {"tls", "compression", "cluster"};
   for (size_t i = 0; i < sizeof later / sizeof *later; i++) {
     lua_getfield(L, idx, later[i]);
     bool set = !lua_isnil(L, -1) && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
@@ -182,14 +231,50 @@ static void warn_unsupported(lua_State *L, int idx) {
   }
 }
 
+static const char *const hook_names[] = {
+    "onRateLimitExceeded", "onMaxConnectionsReached", "onMaxRoomsReached", "onMaxRoomsPerClientReached",
+    "onPayloadTooLarge",   "onInvalidMessage",        "onClientJoinRoom",  "onClientLeaveRoom",
+    "onBeforeBroadcast",   "onClientConnect",         "onClientDisconnect"};
+
+static bool known_hook(const char *name) {
+  for (size_t i = 0; i < sizeof hook_names / sizeof *hook_names; i++)
+    if (strcmp(hook_names[i], name) == 0) return true;
+  return false;
+}
+
+/* hooks: merged into the handler set's (on top), as v3's updateConfig does. */
+static void merge_hooks(lua_State *L, int idx) {
+  lua_getfield(L, idx, "hooks");
+  if (!lua_istable(L, -1)) return lua_pop(L, 1);
+  lua_getfield(L, -2, "hooks");
+  lua_pushnil(L);
+  while (lua_next(L, -3)) {
+    if (lua_type(L, -2) != LUA_TSTRING || !lua_isfunction(L, -1))
+      luaL_error(L, "stelar.server: hooks must map hook names to functions");
+    if (!known_hook(lua_tostring(L, -2))) luaL_error(L, "stelar.server: unknown hook '%s'", lua_tostring(L, -2));
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_settable(L, -4);
+  }
+  lua_pop(L, 2);
+}
+
+/* Listeners are bound once: these need a restart to change. */
+static bool restart_only(const struct option *o) {
+  return strcmp(o->name, "port") == 0 || strcmp(o->name, "tcpPort") == 0 || strcmp(o->name, "host") == 0 ||
+         strcmp(o->name, "tls") == 0;
+}
+
 void sl_options_apply(lua_State *L, int idx, sl_server *s) {
+  if (idx < 0) idx = lua_gettop(L) + idx + 1;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "stelar.server: option names must be strings");
     const char *name = lua_tostring(L, -2);
     const struct option *o = find_option(name);
     if (!o) luaL_error(L, "stelar.server: unknown option '%s'", name);
-    apply_one(L, o, &s->cfg);
+    if (s->started && restart_only(o)) sl_warn("option '%s' takes effect after a restart", name);
+    else apply_one(L, o, s);
     lua_pop(L, 1);
   }
   if (s->cfg.heartbeat_timeout && s->cfg.heartbeat_timeout < s->cfg.heartbeat_interval)
@@ -198,17 +283,27 @@ void sl_options_apply(lua_State *L, int idx, sl_server *s) {
   /* Hooks and Lua-valued options live with the handlers, so that a reload
    * replaces them together. */
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
-  lua_getfield(L, idx, "hooks");
-  if (lua_istable(L, -1)) lua_setfield(L, -2, "hooks");
-  else lua_pop(L, 1);
+  merge_hooks(L, idx);
   lua_getfield(L, -1, "options");
   static const char *const scripted[] = {"generateClientId", "customHealthHandler", "customRateLimiter",
                                          "customIPTracker"};
   for (size_t i = 0; i < sizeof scripted / sizeof *scripted; i++) {
     lua_getfield(L, idx, scripted[i]);
-    lua_setfield(L, -2, scripted[i]);
+    if (!lua_isnil(L, -1)) lua_setfield(L, -2, scripted[i]); /* updateConfig keeps what it omits */
+    else lua_pop(L, 1);
   }
   lua_pop(L, 2);
+}
+
+/* Pushes the keys of m as an array. */
+static void push_names(lua_State *L, const sl_map *m) {
+  lua_createtable(L, (int)m->count, 0);
+  int n = 0;
+  for (size_t i = 0; i < m->cap; i++) {
+    if (!m->slots[i].key) continue;
+    lua_pushlstring(L, m->slots[i].key, m->slots[i].key_len);
+    lua_rawseti(L, -2, ++n);
+  }
 }
 
 static int read_only(lua_State *L) { return luaL_error(L, "getConfig() returns a read-only snapshot"); }
@@ -247,6 +342,43 @@ void sl_options_push(lua_State *L, const sl_server *s) {
     lua_rawseti(L, -2, (int)i + 1);
   }
   lua_setfield(L, -2, "allowedOrigins");
+  BOOL("trustProxy", c->trust_proxy);
+  if (sl_rate_enabled(&c->rate_limit)) {
+    lua_createtable(L, 0, 2);
+    NUM("maxPoints", c->rate_limit.max_points);
+    NUM("windowMs", c->rate_limit.window_ms);
+  } else {
+    lua_pushboolean(L, 0);
+  }
+  lua_setfield(L, -2, "rateLimit");
+  push_names(L, &s->event_rates);
+  lua_setfield(L, -2, "eventRateLimits");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
+  lua_getfield(L, -1, "options");
+  static const struct { const char *option, *flag; } custom[] = {
+      {"customRateLimiter", "hasCustomRateLimiter"},
+      {"customIPTracker", "hasCustomIPTracker"},
+      {"generateClientId", "hasCustomClientIdGenerator"},
+      {"customHealthHandler", "hasCustomHealthHandler"},
+  };
+  for (size_t i = 0; i < sizeof custom / sizeof *custom; i++) {
+    lua_getfield(L, -1, custom[i].option);
+    bool has = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    lua_pushboolean(L, has);
+    lua_setfield(L, -4, custom[i].flag);
+  }
+  lua_getfield(L, -2, "hooks");
+  lua_newtable(L);
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, -3)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, ++n);
+  }
+  lua_setfield(L, -5, "hooks");
+  lua_pop(L, 3);
 #undef NUM
 #undef BOOL
   lua_setfield(L, -2, "__index");

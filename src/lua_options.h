@@ -10,6 +10,8 @@
 /* Applies the options table at idx to s; raises a Lua error naming the
  * first unknown or ill-typed option. */
 void sl_options_apply(lua_State *L, int idx, sl_server *s);
+/* Reads {maxPoints, windowMs} (or false: off) at idx; raises naming what. */
+sl_rate sl_options_check_rate(lua_State *L, int idx, const char *what);
 /* Pushes a read-only snapshot of the configuration (getConfig). */
 void sl_options_push(lua_State *L, const sl_server *s);
 

@@ -7,7 +7,9 @@
 #include "app.h"
 #include "envelope.h"
 #include "json.h"
+#include "limits.h"
 #include "log.h"
+#include "lua_options.h"
 #include "lua_ctx.h"
 #include "lua_vm.h"
 #include "utf8.h"
@@ -110,8 +112,19 @@ static const sl_conn *optional_exclude(lua_State *L, sl_server *s, int idx) {
   return id ? sl_map_get(&s->clients, id, len) : NULL;
 }
 
+bool sl_lua_broadcast_allowed(lua_State *L, sl_server *s, int event_idx, int data_idx, const char *exclude_id) {
+  if (!sl_app_push_hook(s, "onBeforeBroadcast")) return true;
+  lua_pushvalue(L, event_idx);
+  lua_setfield(L, -2, "event");
+  lua_pushvalue(L, data_idx);
+  lua_setfield(L, -2, "data");
+  if (exclude_id) sl_app_info_string("excludeId", exclude_id);
+  return sl_app_call_hook("onBeforeBroadcast", NULL) != SL_HOOK_VETO;
+}
+
 static int sl_server_broadcast(lua_State *L) {
   sl_server *s = check_server(L);
+  if (!sl_lua_broadcast_allowed(L, s, 2, 3, luaL_optstring(L, 4, NULL))) return 0;
   sl_msg m;
   sl_lua_check_msg(L, 2, 3, SL_MSG_EVENT, &m);
   sl_app_broadcast(s, &m, optional_exclude(L, s, 4));
@@ -235,10 +248,47 @@ static int sl_server_tostring(lua_State *L) {
 
 /* ---- options ---- */
 
-#include "lua_options.h"
-
 static int sl_server_get_config(lua_State *L) {
   sl_options_push(L, check_server(L));
+  return 1;
+}
+
+static int sl_server_update_config(lua_State *L) {
+  sl_server *s = check_server(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  sl_options_apply(L, 2, s);
+  sl_info("config updated");
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int sl_server_set_event_rate_limit(lua_State *L) {
+  sl_server *s = check_server(L);
+  const char *event = check_name(L, 2);
+  sl_limits_set_event_rate(s, event, sl_options_check_rate(L, 3, "setEventRateLimit: the limit"));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int sl_server_remove_event_rate_limit(lua_State *L) {
+  sl_server *s = check_server(L);
+  sl_limits_set_event_rate(s, check_name(L, 2), (sl_rate){0, 0});
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int sl_server_set_client_rate_limit(lua_State *L) {
+  sl_server *s = check_server(L);
+  const char *id = luaL_checkstring(L, 2);
+  sl_limits_set_client_rate(s, id, sl_options_check_rate(L, 3, "setClientRateLimit: the limit"));
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int sl_server_remove_client_rate_limit(lua_State *L) {
+  sl_server *s = check_server(L);
+  sl_limits_set_client_rate(s, luaL_checkstring(L, 2), (sl_rate){0, 0});
+  lua_settop(L, 1);
   return 1;
 }
 
@@ -279,6 +329,11 @@ void sl_lua_open_server(lua_State *L) {
       {"getStats", sl_server_get_stats},
       {"getPort", sl_server_get_port},
       {"getConfig", sl_server_get_config},
+      {"updateConfig", sl_server_update_config},
+      {"setEventRateLimit", sl_server_set_event_rate_limit},
+      {"removeEventRateLimit", sl_server_remove_event_rate_limit},
+      {"setClientRateLimit", sl_server_set_client_rate_limit},
+      {"removeClientRateLimit", sl_server_remove_client_rate_limit},
       {"start", sl_server_start_lua},
       {"stop", sl_server_stop_lua},
       {NULL, NULL},

@@ -3,6 +3,7 @@
 #define SL_LUA_SERVER_H
 
 #include <lua.h>
+#include <stdbool.h>
 
 #include "conn.h"
 #include "server.h"
@@ -15,6 +16,9 @@ void sl_lua_open_server(lua_State *L);
  * error for a bad name or unencodable data. m's text stays valid until the
  * next call; the caller releases m's wire buffers with sl_msg_release. */
 void sl_lua_check_msg(lua_State *L, int event_idx, int data_idx, sl_msg_type type, sl_msg *m);
+
+/* The onBeforeBroadcast hook: false when it cancels the broadcast. */
+bool sl_lua_broadcast_allowed(lua_State *L, sl_server *s, int event_idx, int data_idx, const char *exclude_id);
 
 /* Pushes the server's handler registered in group (and under name, for
  * "on" and "ack"), or nil. */

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "app.h"
 #include "log.h"
 #include "lua_vm.h"
 #include "server.h"
@@ -26,10 +27,35 @@ static void stop_everything(void) {
   if (!uv_is_closing((uv_handle_t *)&sigterm_h)) uv_close((uv_handle_t *)&sigterm_h, NULL);
 }
 
+static struct {
+  const char *signal; /* the one that started the shutdown */
+  int draining;       /* servers still draining */
+  bool forced;
+} stopping;
+
+static void on_drained(sl_server *s, bool forced) {
+  stopping.forced |= forced;
+  sl_app_shutdown_callbacks(s, stopping.signal, forced);
+  sl_server_stop(s);
+  if (--stopping.draining == 0) stop_everything();
+}
+
+/* The first signal drains every server gracefully; a second one forces. */
 static void on_signal(uv_signal_t *h, int signum) {
   (void)h;
-  sl_info("received %s, stopping", signum == SIGINT ? "SIGINT" : "SIGTERM");
-  stop_everything();
+  const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+  if (stopping.signal) {
+    sl_warn("received %s again, closing every client now", name);
+    for (sl_server *s = sl_vm_servers(); s; s = s->next_server) sl_server_force(s);
+    return;
+  }
+  sl_info("received %s, shutting down", name);
+  stopping.signal = name;
+  for (sl_server *s = sl_vm_servers(); s; s = s->next_server)
+    if (s->started && !s->stopped) stopping.draining++;
+  if (stopping.draining == 0) return stop_everything();
+  for (sl_server *s = sl_vm_servers(); s; s = s->next_server)
+    if (s->started && !s->stopped) sl_server_drain(s, on_drained);
 }
 
 int main(int argc, char **argv) {
@@ -82,5 +108,5 @@ int main(int argc, char **argv) {
   uv_run(loop, UV_RUN_DEFAULT);
   sl_vm_close();
   uv_loop_close(loop);
-  return status;
+  return status ? status : stopping.forced ? 1 : 0;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "limits.h"
 #include "log.h"
 #include "tcpproto.h"
 
@@ -26,6 +27,7 @@ void sl_config_defaults(sl_config *cfg) {
       .max_payload_size = 10u << 20,
       .max_frame_size = 10u << 20,
       .max_buffered_bytes = 4u << 20,
+      .rate_limit = {100, 1000},
       .heartbeat_interval = 30000,
       .heartbeat_timeout = 60000,
       .connect_timeout = 10000,
@@ -235,11 +237,52 @@ int sl_server_start(sl_server *s) {
   return 0;
 }
 
+static void finish_drain(sl_server *s, bool forced) {
+  if (!s->draining) return;
+  s->draining = false;
+  uv_close((uv_handle_t *)&s->drain_timer, NULL);
+  if (s->drained) s->drained(s, forced);
+}
+
+void sl_server_conn_freed(sl_server *s) {
+  if (s->draining && !s->conns) finish_drain(s, false);
+}
+
+void sl_server_force(sl_server *s) {
+  if (!s->draining) return;
+  if (s->conns) sl_warn("shutdown timeout: closing %u remaining clients", s->stats.active);
+  for (sl_conn *c = s->conns; c; c = c->next) sl_conn_abort(c);
+  finish_drain(s, s->conns != NULL);
+}
+
+static void on_drain_timeout(uv_timer_t *t) { sl_server_force(t->data); }
+
+void sl_server_drain(sl_server *s, void (*drained)(sl_server *s, bool forced)) {
+  if (!s->started || s->stopped || s->draining) return;
+  s->draining = true;
+  s->drained = drained;
+  uv_close((uv_handle_t *)&s->listener, NULL);
+  if (s->tcp_listening) uv_close((uv_handle_t *)&s->tcp_listener, NULL);
+  s->tcp_listening = false;
+  s->listener_closed = true;
+  uv_timer_init(s->loop, &s->drain_timer);
+  s->drain_timer.data = s;
+  uv_timer_start(&s->drain_timer, on_drain_timeout, s->cfg.graceful_shutdown ? s->cfg.shutdown_timeout : 0, 0);
+  for (sl_conn *c = s->conns; c; c = c->next) {
+    if (!s->cfg.graceful_shutdown || c->state == SL_CONN_HTTP) sl_conn_abort(c);
+    else sl_conn_close(c, 1001, "Server shutting down");
+  }
+  if (!s->conns) finish_drain(s, false);
+}
+
 void sl_server_stop(sl_server *s) {
   if (!s->started || s->stopped) return;
   s->stopped = true;
-  uv_close((uv_handle_t *)&s->listener, NULL);
+  if (!s->listener_closed) uv_close((uv_handle_t *)&s->listener, NULL);
   if (s->tcp_listening) uv_close((uv_handle_t *)&s->tcp_listener, NULL);
+  s->listener_closed = true;
+  s->tcp_listening = false;
+  sl_server_force(s);
   uv_close((uv_handle_t *)&s->tick, NULL);
   for (sl_conn *c = s->conns; c; c = c->next) sl_conn_abort(c);
   /* prepare and check stay until the closing connections are gone. */
@@ -250,6 +293,7 @@ void sl_server_stop(sl_server *s) {
 }
 
 void sl_server_free(sl_server *s) {
+  sl_limits_free(s);
   sl_rooms_free(&s->rooms);
   sl_map_free(&s->clients);
   sl_config_free(&s->cfg);

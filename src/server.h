@@ -11,6 +11,7 @@
 
 #include "conn.h"
 #include "map.h"
+#include "ratelimit.h"
 #include "room.h"
 
 typedef struct {
@@ -23,7 +24,8 @@ typedef struct {
   size_t max_payload_size, max_frame_size, max_buffered_bytes;
   uint32_t heartbeat_interval, heartbeat_timeout, connect_timeout;
   uint32_t shutdown_timeout;
-  bool graceful_shutdown, compression;
+  sl_rate rate_limit; /* max_points 0: off */
+  bool graceful_shutdown, compression, trust_proxy;
   char *health_endpoint; /* NULL: disabled */
   char **allowed_origins; /* NULL: any origin */
   size_t n_allowed_origins;
@@ -41,7 +43,7 @@ struct sl_server {
   sl_config cfg;
   uv_tcp_t listener;     /* HTTP and WebSocket */
   uv_tcp_t tcp_listener; /* the binary TCP protocol, when tcp_port >= 0 */
-  bool started, stopped, tcp_listening;
+  bool started, stopped, tcp_listening, listener_closed;
   int bound_port, tcp_bound_port;
 
   sl_map clients;       /* id -> registered sl_conn */
@@ -53,6 +55,17 @@ struct sl_server {
   uv_timer_t tick;      /* timeouts and heartbeats */
   uint64_t next_ping;
   sl_stats stats;
+
+  sl_map ip_counts;    /* address -> clients, for maxConnectionsPerIP */
+  sl_map event_rates;  /* event -> its own rate limit */
+  sl_map client_rates; /* client id -> its own rate limit */
+  uint32_t rate_entries;
+
+  /* Graceful shutdown: clients are closing; drained() runs once all are gone
+   * or shutdownTimeout forced the rest. */
+  bool draining;
+  uv_timer_t drain_timer;
+  void (*drained)(sl_server *s, bool forced);
 
   /* Lua side (lua_server.c): the handler set and the server's userdata. */
   int handlers_ref;
@@ -69,6 +82,14 @@ int sl_server_start(sl_server *s);
 /* Closes the listener and every connection at once. */
 void sl_server_stop(sl_server *s);
 void sl_server_free(sl_server *s);
+/* Stops accepting and closes every client gracefully (close 1001, TCP
+ * DISCONNECT); forces whoever is left after shutdownTimeout. Without
+ * gracefulShutdown, closes them at once. Then calls drained(). */
+void sl_server_drain(sl_server *s, void (*drained)(sl_server *s, bool forced));
+/* Ends a drain now, closing whoever is left. */
+void sl_server_force(sl_server *s);
+/* A connection was freed (conn.c). */
+void sl_server_conn_freed(sl_server *s);
 
 /* Unlinks a connection being freed (conn.c's close callback). */
 void sl_server_forget(sl_server *s, sl_conn *c);

@@ -223,9 +223,10 @@ static int on_frame(void *ud, const sl_tcp_frame *f) {
   memcpy(name, f->event, f->event_len);
   name[f->event_len] = '\0';
   bool message = f->type == SL_TCP_JSON || f->type == SL_TCP_BINARY || f->type == SL_TCP_ACK_REQ;
-  if (message) sl_app_received(c);
+  bool charged = message || f->type == SL_TCP_JOIN || f->type == SL_TCP_LEAVE;
+  if (charged && !sl_app_received(c, message ? name : NULL)) return c->state != SL_CONN_OPEN;
   if (message && f->payload_len > c->server->cfg.max_payload_size) {
-    sl_app_invalid(c, "payload exceeds maxPayloadSize");
+    sl_app_payload_too_large(c, name, f->payload_len);
     return c->state != SL_CONN_OPEN;
   }
   switch (f->type) {
@@ -244,6 +245,7 @@ static int on_frame(void *ud, const sl_tcp_frame *f) {
 
 static void tcp_read(sl_conn *c, const char *p, size_t n) {
   if (c->state != SL_CONN_OPEN) return;
+  ((sl_tcp_decoder *)c->proto)->max_frame = c->server->cfg.max_frame_size; /* updateConfig */
   sl_tcp_status st = sl_tcp_decode(c->proto, (const uint8_t *)p, n, on_frame, c);
   if (st != SL_TCP_OK && st != SL_TCP_STOPPED) fail(c, sl_tcp_status_text(st));
 }

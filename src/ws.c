@@ -16,6 +16,7 @@ typedef struct {
   wslay_event_context_ptr ws;
   const char *in; /* the read being processed */
   size_t in_len;
+  uint64_t msg_len; /* the data message being received, so far */
 } ws_state;
 
 static sl_sbuf scratch; /* payloads are assembled here, then framed */
@@ -86,14 +87,29 @@ static ssize_t on_send(wslay_event_context_ptr ws, const uint8_t *data, size_t l
   return (ssize_t)len;
 }
 
+static void too_big(wslay_event_context_ptr ws, const char *why) {
+  wslay_event_queue_close(ws, WSLAY_CODE_MESSAGE_TOO_BIG, (const uint8_t *)why, strlen(why));
+  wslay_event_shutdown_read(ws);
+}
+
+/* Limits are ours rather than wslay's so that they follow updateConfig and
+ * fire the onPayloadTooLarge hook; wslay still buffers at most one frame
+ * (bounded by maxFrameSize) of a message refused here. */
 static void on_frame_start(wslay_event_context_ptr ws,
                            const struct wslay_event_on_frame_recv_start_arg *arg, void *ud) {
   sl_conn *c = ud;
-  if (arg->payload_length > c->server->cfg.max_frame_size) {
+  ws_state *st = c->proto;
+  const sl_config *cfg = &c->server->cfg;
+  if (arg->payload_length > cfg->max_frame_size) {
     sl_info("closing client %s: frame of %llu bytes exceeds maxFrameSize", c->id,
             (unsigned long long)arg->payload_length);
-    wslay_event_queue_close(ws, WSLAY_CODE_MESSAGE_TOO_BIG, (const uint8_t *)"Frame too big", 13);
-    wslay_event_shutdown_read(ws);
+    return too_big(ws, "Frame too big");
+  }
+  if (arg->opcode >= 8) return; /* control frames interleave with a message */
+  st->msg_len = (arg->opcode == WSLAY_CONTINUATION_FRAME ? st->msg_len : 0) + arg->payload_length;
+  if (st->msg_len > cfg->max_payload_size) {
+    sl_app_payload_too_large(c, NULL, st->msg_len);
+    too_big(ws, "Message too big");
   }
 }
 
@@ -202,7 +218,7 @@ int sl_ws_attach(sl_conn *c) {
     free(st);
     return -1;
   }
-  wslay_event_config_set_max_recv_msg_length(st->ws, c->server->cfg.max_payload_size);
+  wslay_event_config_set_max_recv_msg_length(st->ws, UINT64_MAX >> 1); /* see on_frame_start */
   c->proto = st;
   c->tp = &ws_transport;
   return 0;
