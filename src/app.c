@@ -3,6 +3,7 @@
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 
 #include "envelope.h"
@@ -633,6 +634,84 @@ void sl_app_push_stats(lua_State *L, sl_server *s) {
   NUM("luaHeap", lua_gc(L, LUA_GCCOUNT, 0) * 1024.0 + lua_gc(L, LUA_GCCOUNTB, 0));
   lua_setfield(L, -2, "memoryUsage");
 #undef NUM
+}
+
+static void push_plain_req(lua_State *L, const sl_http_req *r) {
+  const char *url = sl_http_url(r);
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, sl_http_method(r));
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, url, strcspn(url, "?#"));
+  lua_setfield(L, -2, "path");
+  const char *q = strchr(url, '?');
+  push_query(L, q ? q + 1 : NULL);
+  lua_setfield(L, -2, "query");
+  lua_newtable(L);
+  size_t pos = 0;
+  const char *name, *value;
+  while (sl_http_next_header(r, &pos, &name, &value)) {
+    lua_pushstring(L, value);
+    lua_setfield(L, -2, name);
+  }
+  lua_setfield(L, -2, "headers");
+}
+
+static bool safe_header_text(const char *s) { return !strpbrk(s, "\r\n"); }
+
+bool sl_app_has_custom_health(sl_server *s) {
+  lua_State *L = sl_vm_state();
+  sl_lua_push_handler(L, s, "options", "customHealthHandler");
+  bool has = lua_isfunction(L, -1);
+  lua_pop(L, 1);
+  return has;
+}
+
+bool sl_app_custom_health(sl_server *s, const sl_http_req *r, int *status, sl_sbuf *headers, sl_sbuf *body,
+                          sl_sbuf *content_type) {
+  lua_State *L = sl_vm_state();
+  sl_lua_push_handler(L, s, "options", "customHealthHandler");
+  if (!lua_isfunction(L, -1)) {
+    lua_pop(L, 1);
+    return false;
+  }
+  push_plain_req(L, r);
+  sl_app_push_stats(L, s);
+  *status = 500;
+  sl_sbuf_puts(content_type, "text/plain");
+  if (sl_vm_call("customHealthHandler", NULL, NULL, 2, 3) != 0) {
+    sl_sbuf_puts(body, "health handler failed\n");
+    lua_pop(L, 3);
+    return true;
+  }
+  int st = lua_gettop(L) - 2;
+  *status = lua_isnumber(L, st) ? (int)lua_tonumber(L, st) : 200;
+  if (*status < 100 || *status > 599) *status = 500;
+  if (lua_istable(L, st + 1)) {
+    lua_pushnil(L);
+    while (lua_next(L, st + 1)) {
+      const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
+      if (lua_type(L, -2) == LUA_TSTRING && v && safe_header_text(k) && safe_header_text(v)) {
+        if (strcasecmp(k, "content-type") == 0) {
+          sl_sbuf_reset(content_type);
+          sl_sbuf_puts(content_type, v);
+        } else {
+          sl_sbuf_puts(headers, k), sl_sbuf_puts(headers, ": "), sl_sbuf_puts(headers, v), sl_sbuf_puts(headers, "\r\n");
+        }
+      }
+      lua_pop(L, 1);
+    }
+  }
+  char err[128];
+  if (lua_type(L, st + 2) == LUA_TSTRING) {
+    size_t len;
+    const char *b = lua_tolstring(L, st + 2, &len);
+    sl_sbuf_append(body, b, len);
+  } else if (lua_istable(L, st + 2) && sl_json_encode(L, st + 2, body, err, sizeof err) == 0) {
+    sl_sbuf_reset(content_type);
+    sl_sbuf_puts(content_type, "application/json");
+  }
+  lua_settop(L, st - 1);
+  return true;
 }
 
 int sl_app_health_json(sl_server *s, sl_sbuf *out) {

@@ -73,6 +73,13 @@ void sl_app_shutdown_callbacks(sl_server *s, const char *signal, bool forced);
 void sl_app_push_stats(lua_State *L, sl_server *s);
 int sl_app_health_json(sl_server *s, sl_sbuf *out);
 
+/* customHealthHandler(req, stats) -> status, headers, body: true when the
+ * script has one; fills the answer (headers as "Name: value\r\n" lines, a
+ * table body as JSON). A handler error answers 500. */
+bool sl_app_has_custom_health(sl_server *s);
+bool sl_app_custom_health(sl_server *s, const sl_http_req *r, int *status, sl_sbuf *headers, sl_sbuf *body,
+                          sl_sbuf *content_type);
+
 /* Pushes {id=..., rooms={...}} for every client, or a room's members. */
 void sl_app_push_clients(lua_State *L, sl_server *s, const char *room, size_t len);
 

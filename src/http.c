@@ -120,26 +120,26 @@ static const char *status_text(int status) {
   case 404: return "Not Found";
   case 426: return "Upgrade Required";
   case 431: return "Request Header Fields Too Large";
-  default: return "Error";
+  case 500: return "Internal Server Error";
+  case 503: return "Service Unavailable";
+  default: return status < 400 ? "OK" : "Error";
   }
 }
 
 /* Queues a whole response and closes once it is written. */
 static void respond(sl_conn *c, int status, const char *content_type, const char *extra_headers,
                     const char *body, size_t body_len) {
-  char head[1024];
-  int n = snprintf(head, sizeof head,
-                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                   "Connection: close\r\n%s\r\n",
-                   status, status_text(status), content_type, body_len,
-                   extra_headers ? extra_headers : "");
-  if (n < 0 || (size_t)n >= sizeof head) n = 0;
-  sl_buf *b = sl_buf_new((size_t)n + body_len);
-  if (b) {
-    memcpy(b->data, head, (size_t)n);
-    if (body_len) memcpy(b->data + n, body, body_len);
-    sl_conn_enqueue(c, b);
-  }
+  char line[160];
+  snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nConnection: close\r\n", status,
+           status_text(status), body_len);
+  sl_sbuf out = {0};
+  sl_sbuf_puts(&out, line);
+  sl_sbuf_puts(&out, "Content-Type: "), sl_sbuf_puts(&out, content_type), sl_sbuf_puts(&out, "\r\n");
+  if (extra_headers) sl_sbuf_puts(&out, extra_headers);
+  sl_sbuf_puts(&out, "\r\n");
+  if (body_len) sl_sbuf_append(&out, body, body_len);
+  if (out.data) sl_conn_enqueue(c, sl_buf_from(out.data, out.len));
+  sl_sbuf_free(&out);
   c->state = SL_CONN_CLOSING;
   c->deadline = sl_now_ms() + 5000;
   sl_conn_flush(c);
@@ -187,9 +187,23 @@ static void cors_headers(const sl_server *s, const char *origin, char *out, size
            origin);
 }
 
+static void answer_custom_health(sl_conn *c, sl_http_req *r, const char *cors) {
+  sl_sbuf headers = {0}, body = {0}, type = {0};
+  int status;
+  sl_app_custom_health(c->server, r, &status, &headers, &body, &type);
+  sl_sbuf_puts(&headers, cors);
+  sl_sbuf_putc(&headers, '\0');
+  sl_sbuf_putc(&type, '\0');
+  respond(c, status, type.data, headers.data, body.data, body.len);
+  sl_sbuf_free(&headers);
+  sl_sbuf_free(&body);
+  sl_sbuf_free(&type);
+}
+
 static void answer_health(sl_conn *c, sl_http_req *r) {
   char cors[512];
   cors_headers(c->server, sl_http_header(r, "origin"), cors, sizeof cors);
+  if (sl_app_has_custom_health(c->server)) return answer_custom_health(c, r, cors);
   sl_sbuf body = {0};
   if (sl_app_health_json(c->server, &body) == 0)
     respond(c, 200, "application/json", cors, body.data, body.len);
