@@ -265,6 +265,14 @@ static bool restart_only(const struct option *o) {
          strcmp(o->name, "tls") == 0;
 }
 
+static void warn_restart(lua_State *L, const struct option *o, const sl_server *s) {
+  int now = strcmp(o->name, "port") == 0 ? s->cfg.port : strcmp(o->name, "tcpPort") == 0 ? s->cfg.tcp_port : -2;
+  bool off = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+  int want = off ? -1 : lua_isnumber(L, -1) ? (int)lua_tonumber(L, -1) : -3;
+  if (now != -2 && want == now) return; /* unchanged */
+  sl_warn("option '%s' changed: it takes effect after a restart", o->name);
+}
+
 void sl_options_apply(lua_State *L, int idx, sl_server *s) {
   if (idx < 0) idx = lua_gettop(L) + idx + 1;
   lua_pushnil(L);
@@ -273,7 +281,7 @@ void sl_options_apply(lua_State *L, int idx, sl_server *s) {
     const char *name = lua_tostring(L, -2);
     const struct option *o = find_option(name);
     if (!o) luaL_error(L, "stelar.server: unknown option '%s'", name);
-    if (s->started && restart_only(o)) sl_warn("option '%s' takes effect after a restart", name);
+    if (s->started && restart_only(o)) warn_restart(L, o, s);
     else apply_one(L, o, s);
     lua_pop(L, 1);
   }

@@ -12,6 +12,7 @@
 #include "lua_options.h"
 #include "lua_ctx.h"
 #include "lua_vm.h"
+#include "reload.h"
 #include "utf8.h"
 
 #define SERVER_MT "stelar.server"
@@ -65,10 +66,15 @@ static void new_handler_set(lua_State *L) {
 }
 
 /* Stores fn (at fn_idx) in the handler set: group[name] = fn, or group = fn. */
+/* Registrations go to the set a reload is building, else the live one. */
+static int registration_set(const sl_server *s) {
+  return s->staged_ref != LUA_NOREF ? s->staged_ref : s->handlers_ref;
+}
+
 static int set_handler(lua_State *L, const char *group, const char *name, int fn_idx) {
   sl_server *s = check_server(L);
   luaL_checktype(L, fn_idx, LUA_TFUNCTION);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, registration_set(s));
   if (name) lua_getfield(L, -1, group);
   lua_pushvalue(L, fn_idx);
   lua_setfield(L, -2, name ? name : group);
@@ -93,7 +99,7 @@ static int sl_server_on_message(lua_State *L) { return set_handler(L, "message",
 static int append_handler(lua_State *L, const char *group) {
   sl_server *s = check_server(L);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, registration_set(s));
   lua_getfield(L, -1, group);
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
@@ -292,8 +298,38 @@ static int sl_server_remove_client_rate_limit(lua_State *L) {
   return 1;
 }
 
+static int validate_options(lua_State *L) {
+  sl_options_apply(L, 1, lua_touserdata(L, lua_upvalueindex(1)));
+  return 0;
+}
+
+/* During a reload: the running server, with a fresh handler set staged and
+ * its options validated on a scratch server (they apply if the whole
+ * script succeeds). */
+static int reclaim_server(lua_State *L, sl_server *s) {
+  new_handler_set(L);
+  s->staged_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (!lua_isnoneornil(L, 1)) {
+    sl_server *scratch = sl_server_new(sl_vm_loop());
+    if (!scratch) return luaL_error(L, "out of memory");
+    scratch->handlers_ref = s->staged_ref;
+    lua_pushlightuserdata(L, scratch);
+    lua_pushcclosure(L, validate_options, 1);
+    lua_pushvalue(L, 1);
+    int r = lua_pcall(L, 1, 0, 0);
+    sl_server_free(scratch);
+    if (r != 0) return lua_error(L);
+    lua_pushvalue(L, 1);
+    s->staged_opts_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+  return 1;
+}
+
 static int sl_server_new_lua(lua_State *L) {
   if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
+  sl_server *running = sl_reload_active() ? sl_reload_claim_server() : NULL;
+  if (running) return reclaim_server(L, running);
   sl_server *s = sl_server_new(sl_vm_loop());
   if (!s) return luaL_error(L, "out of memory");
   sl_vm_add_server(s); /* owned by the VM from here, freed at exit */

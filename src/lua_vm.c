@@ -22,6 +22,8 @@ static struct {
   int pool_refs[POOL_MAX];
   int npool;
   sl_task *current;
+  unsigned generation;
+  bool loading;
   sl_task *free_tasks;
   sl_server *servers, *last_server;
 } vm;
@@ -55,6 +57,17 @@ static void add_script_dir_to_path(lua_State *L, const char *script_path) {
   lua_settop(L, 0);
 }
 
+/* require() of the script's own modules goes through the prelude's
+ * searcher, which records them for hot reload. */
+static void install_searcher(lua_State *L, const char *script_path) {
+  const char *slash = strrchr(script_path, '/');
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - script_path) : 1, slash ? script_path : ".");
+  sl_vm_push_prelude(L, "install_searcher");
+  lua_pushstring(L, dir);
+  lua_call(L, 1, 0);
+}
+
 lua_State *sl_vm_open(uv_loop_t *loop, const char *script_path, bool check_only) {
   lua_State *L = luaL_newstate();
   if (!L) return NULL;
@@ -72,6 +85,7 @@ lua_State *sl_vm_open(uv_loop_t *loop, const char *script_path, bool check_only)
   }
   vm.prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   sl_lua_open_stelar(L);
+  install_searcher(L, script_path);
   return L;
 }
 
@@ -98,11 +112,18 @@ void sl_vm_close(void) {
   memset(&vm, 0, sizeof vm);
 }
 
+unsigned sl_vm_generation(void) { return vm.generation; }
+void sl_vm_set_generation(unsigned g) { vm.generation = g; }
+unsigned sl_vm_loading(void) { return vm.loading ? vm.generation : 0; }
+
 int sl_vm_run_script(const char *path) {
   lua_State *L = vm.L;
   lua_pushcfunction(L, traceback);
   int r = luaL_loadfile(L, path);
+  vm.generation++;
+  vm.loading = true;
   if (r == 0) r = lua_pcall(L, 0, 0, -2);
+  vm.loading = false;
   if (r != 0) {
     sl_error("%s", lua_tostring(L, -1));
     lua_settop(L, 0);

@@ -43,7 +43,14 @@ bool sl_vm_check_only(void);
  * -1 on error. */
 int sl_vm_run_script(const char *path);
 
-/* Pushes the prelude's function `name` onto L. */
+/* Each run of the script's top level has a generation: timers it sets are
+ * tagged with it, so a reload can cancel the old top level's timers.
+ * sl_vm_loading() is that generation while a top level runs, else 0. */
+unsigned sl_vm_generation(void);
+void sl_vm_set_generation(unsigned g);
+unsigned sl_vm_loading(void);
+
+/* Pushes the prelude's value `name` onto L. */
 void sl_vm_push_prelude(lua_State *L, const char *name);
 
 /* The servers the script created, in creation order. */

@@ -7,6 +7,7 @@
 #include "app.h"
 #include "log.h"
 #include "lua_vm.h"
+#include "reload.h"
 #include "server.h"
 #include "timer.h"
 
@@ -21,6 +22,7 @@ static void usage(FILE *out) {
 }
 
 static void stop_everything(void) {
+  sl_reload_close();
   for (sl_server *s = sl_vm_servers(); s; s = s->next_server) sl_server_stop(s);
   sl_timers_close_all();
   if (!uv_is_closing((uv_handle_t *)&sigint_h)) uv_close((uv_handle_t *)&sigint_h, NULL);
@@ -102,6 +104,7 @@ int main(int argc, char **argv) {
 
   int status = sl_vm_run_script(script) == 0 ? 0 : 1;
   if (status == 0 && check) printf("%s: ok\n", script);
+  if (status == 0 && !check) sl_reload_init(script);
   if (status != 0 || check) stop_everything();
   uv_run(loop, UV_RUN_DEFAULT);
   if (!uv_is_closing((uv_handle_t *)&sigint_h)) stop_everything();

@@ -94,7 +94,7 @@ sl_server *sl_server_new(uv_loop_t *loop) {
   if (!s) return NULL;
   s->loop = loop;
   sl_config_defaults(&s->cfg);
-  s->handlers_ref = s->self_ref = -2; /* LUA_NOREF */
+  s->handlers_ref = s->self_ref = s->staged_ref = s->staged_opts_ref = -2; /* LUA_NOREF */
   return s;
 }
 

@@ -70,6 +70,7 @@ struct sl_server {
   /* Lua side (lua_server.c): the handler set and the server's userdata. */
   int handlers_ref;
   int self_ref;
+  int staged_ref, staged_opts_ref; /* a reload's new handler set and options */
   sl_server *next_server;
 };
 

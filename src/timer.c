@@ -29,6 +29,7 @@ struct sl_timer {
   int fn_ref, box_ref;
   timer_box *box;
   sl_task *sleeper;
+  unsigned generation; /* of the top level that set it; 0 from a handler */
   bool repeat;
 };
 
@@ -60,6 +61,13 @@ static void timer_stop(sl_timer *t) {
   uv_close((uv_handle_t *)&t->handle, free_handle);
 }
 
+void sl_timers_cancel_generation(unsigned generation) {
+  for (sl_timer *t = armed, *next; t; t = next) {
+    next = t->next;
+    if (t->generation == generation && !t->sleeper) timer_stop(t);
+  }
+}
+
 void sl_timers_close_all(void) {
   refusing = true;
   while (armed) timer_stop(armed);
@@ -83,6 +91,7 @@ static int start_timer(lua_State *L, bool repeat) {
   sl_timer *t = timer_new();
   if (!t) return luaL_error(L, "out of memory");
   t->repeat = repeat;
+  t->generation = sl_vm_loading();
   lua_pushvalue(L, 2);
   t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   t->box = lua_newuserdata(L, sizeof *t->box);
