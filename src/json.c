@@ -96,12 +96,24 @@ static int fail(encoder *e, const char *fmt, const char *what) {
 
 static int encode_value(encoder *e, int idx, int depth);
 
+/* Integers are most numbers on the wire: no printf for them. */
+static int put_integer(sl_sbuf *out, long long v) {
+  char tmp[24], *p = tmp + sizeof tmp;
+  unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) *--p = '-';
+  return sl_sbuf_append(out, p, (size_t)(tmp + sizeof tmp - p));
+}
+
 static int encode_number(encoder *e, double d) {
   if (!isfinite(d)) return fail(e, "cannot encode %s number to JSON", isnan(d) ? "NaN" : "infinite");
   char tmp[32];
   int n;
   if (d == floor(d) && fabs(d) <= 9007199254740992.0)
-    n = snprintf(tmp, sizeof tmp, "%lld", (long long)d);
+    return put_integer(e->out, (long long)d);
   else if ((n = snprintf(tmp, sizeof tmp, "%.15g", d)) > 0 && strtod(tmp, NULL) != d)
     n = snprintf(tmp, sizeof tmp, "%.17g", d); /* the shortest form that reads back exactly */
   return sl_sbuf_append(e->out, tmp, (size_t)n);

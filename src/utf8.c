@@ -2,9 +2,19 @@
 
 #include <stdint.h>
 
+#include <string.h>
+
 bool sl_utf8_valid(const char *s, size_t n) {
   const uint8_t *p = (const uint8_t *)s, *end = p + n;
   while (p < end) {
+    /* Most text is ASCII: skip it eight bytes at a time. */
+    while (end - p >= 8) {
+      uint64_t word;
+      memcpy(&word, p, 8);
+      if (word & 0x8080808080808080ull) break;
+      p += 8;
+    }
+    if (p == end) break;
     uint8_t c = *p;
     if (c < 0x80) {
       p++;
