@@ -34,6 +34,7 @@ static void own_id(sl_conn *c) {
  * string of 1-64 bytes that no connected client has, else ours is used. */
 static void assign_id(sl_conn *c) {
   lua_State *L = sl_vm_state();
+  if (!sl_lua_has(c->server, SL_SLOT_GENERATE_ID)) return own_id(c);
   sl_lua_push_handler(L, c->server, "options", "generateClientId");
   if (!lua_isfunction(L, -1) || sl_vm_call("generateClientId", NULL, NULL, 0, 1) != 0) {
     lua_pop(L, 1);
@@ -56,21 +57,22 @@ sl_conn *sl_app_find_client(sl_server *s, const char *id) { return sl_map_get(&s
 
 void sl_app_payload_too_large(sl_conn *c, const char *event, size_t size) {
   sl_info("client %s sent %zu bytes, over maxPayloadSize", c->id, size);
-  if (!sl_app_push_hook(c->server, "onPayloadTooLarge")) return;
+  if (!sl_app_push_hook(c->server, SL_HOOK_PAYLOAD_TOO_LARGE)) return;
   sl_app_info_string("clientId", c->id);
   if (event) sl_app_info_string("event", event);
   sl_app_info_number("size", (double)size);
   sl_app_info_number("max", (double)c->server->cfg.max_payload_size);
-  sl_app_call_hook("onPayloadTooLarge", c->id);
+  sl_app_call_hook(SL_HOOK_PAYLOAD_TOO_LARGE, c->id);
 }
 
 /* ---- hooks: hooks.<name>(info) ---- */
 
 const char *sl_app_protocol(const sl_conn *c) { return c->is_tcp ? "tcp" : "ws"; }
 
-bool sl_app_push_hook(sl_server *s, const char *name) {
+bool sl_app_push_hook(sl_server *s, sl_hook hook) {
+  if (!sl_lua_has_hook(s, hook)) return false;
   lua_State *L = sl_vm_state();
-  sl_lua_push_handler(L, s, "hooks", name);
+  sl_lua_push_handler(L, s, "hooks", sl_hook_names[hook]);
   if (lua_isfunction(L, -1)) {
     lua_createtable(L, 0, 4);
     return true;
@@ -79,9 +81,9 @@ bool sl_app_push_hook(sl_server *s, const char *name) {
   return false;
 }
 
-sl_hook_result sl_app_call_hook(const char *name, const char *client_id) {
+sl_hook_result sl_app_call_hook(sl_hook hook, const char *client_id) {
   lua_State *L = sl_vm_state();
-  if (sl_vm_call("hook", name, client_id, 1, 1) != 0) {
+  if (sl_vm_call("hook", sl_hook_names[hook], client_id, 1, 1) != 0) {
     lua_pop(L, 1);
     return SL_HOOK_FAILED;
   }
@@ -206,11 +208,11 @@ static bool push_fn(lua_State *L, sl_server *s, const char *group, const char *n
 
 void sl_app_invalid(sl_conn *c, const char *why) {
   sl_debug("ignored a message from %s: %s", c->id, why);
-  if (!sl_app_push_hook(c->server, "onInvalidMessage")) return;
+  if (!sl_app_push_hook(c->server, SL_HOOK_INVALID_MESSAGE)) return;
   sl_app_info_string("clientId", c->id);
   sl_app_info_string("reason", why);
   sl_app_info_string("protocol", sl_app_protocol(c));
-  sl_app_call_hook("onInvalidMessage", c->id);
+  sl_app_call_hook(SL_HOOK_INVALID_MESSAGE, c->id);
 }
 
 static void accept_client(sl_conn *c);
@@ -254,14 +256,14 @@ static void take_forwarded_address(sl_conn *c, const sl_http_req *req) {
 }
 
 static void client_connect_hook(sl_conn *c) {
-  if (!sl_app_push_hook(c->server, "onClientConnect")) return;
+  if (!sl_app_push_hook(c->server, SL_HOOK_CLIENT_CONNECT)) return;
   lua_State *L = sl_vm_state();
   sl_app_info_string("clientId", c->id);
   sl_app_info_string("ip", c->remote);
   sl_app_info_string("protocol", sl_app_protocol(c));
   sl_ctx_push_meta(L, c);
   lua_setfield(L, -2, "metadata");
-  sl_app_call_hook("onClientConnect", c->id);
+  sl_app_call_hook(SL_HOOK_CLIENT_CONNECT, c->id);
 }
 
 void sl_app_client_opened(sl_conn *c, const sl_http_req *req) {
@@ -317,7 +319,7 @@ static void dispatch_event(sl_conn *c, const char *event, bool binary) {
   sl_server *s = c->server;
   int base = lua_gettop(L); /* the data */
   bool has_on = push_fn(L, s, "on", event);
-  bool has_all = push_fn(L, s, "all", NULL);
+  bool has_all = sl_lua_has(s, SL_SLOT_ALL) && push_fn(L, s, "all", NULL);
   if (has_on || has_all) {
     lua_pushvalue(L, base);
     sl_ctx_push_event(L, c, event, binary);
@@ -367,6 +369,7 @@ static void ack_done(sl_task *t, lua_State *co, int nres, const char *err) {
 
 /* Reserved client events are handled here and never reach handlers. */
 static bool reserved(sl_conn *c, const char *e, const cJSON *data) {
+  if (!strchr("jlpcde", e[0])) return false; /* no reserved name starts otherwise */
   bool join = strcmp(e, "join-room") == 0, leave = strcmp(e, "leave-room") == 0;
   if (join || leave) {
     if (!cJSON_IsString(data) || !data->valuestring[0]) {
@@ -429,7 +432,7 @@ bool sl_app_received(sl_conn *c, const char *event) {
 
 void sl_app_text(sl_conn *c, const char *text, size_t len) {
   lua_State *L = sl_vm_state();
-  if (push_fn(L, c->server, "message", NULL)) {
+  if (sl_lua_has(c->server, SL_SLOT_MESSAGE) && push_fn(L, c->server, "message", NULL)) {
     if (sl_app_received(c, NULL)) return raw_message(c, text, len, false);
     return lua_pop(L, 1);
   }
@@ -444,7 +447,7 @@ void sl_app_text(sl_conn *c, const char *text, size_t len) {
 
 void sl_app_binary(sl_conn *c, const char *msg, size_t len) {
   lua_State *L = sl_vm_state();
-  if (push_fn(L, c->server, "message", NULL)) {
+  if (sl_lua_has(c->server, SL_SLOT_MESSAGE) && push_fn(L, c->server, "message", NULL)) {
     if (sl_app_received(c, NULL)) return raw_message(c, msg, len, true);
     return lua_pop(L, 1);
   }
@@ -469,7 +472,7 @@ static void reply(sl_conn *c, const char *event, const char *room, size_t len) {
 }
 
 /* A hook about a room: {clientId, room} and, for `extra`, one more number. */
-static sl_hook_result room_hook(sl_conn *c, const char *hook, const char *room, size_t len, const char *extra,
+static sl_hook_result room_hook(sl_conn *c, sl_hook hook, const char *room, size_t len, const char *extra,
                                 double extra_value, double max) {
   if (!sl_app_push_hook(c->server, hook)) return SL_HOOK_OK;
   lua_State *L = sl_vm_state();
@@ -479,7 +482,7 @@ static sl_hook_result room_hook(sl_conn *c, const char *hook, const char *room, 
   if (extra) {
     sl_app_info_number(extra, extra_value);
     sl_app_info_number("max", max);
-  } else if (strcmp(hook, "onClientJoinRoom") == 0) {
+  } else if (hook == SL_HOOK_CLIENT_JOIN_ROOM) {
     sl_ctx_push_meta(L, c);
     lua_setfield(L, -2, "metadata");
   }
@@ -490,19 +493,19 @@ int sl_app_join(sl_conn *c, const char *room, size_t len, int want_reply) {
   sl_server *s = c->server;
   if (len == 0 || len > SL_EVENT_NAME_MAX) return -1;
   bool member = sl_room_set_has(&c->rooms, room, len);
-  if (room_hook(c, "onClientJoinRoom", room, len, NULL, 0, 0) == SL_HOOK_VETO) {
+  if (room_hook(c, SL_HOOK_CLIENT_JOIN_ROOM, room, len, NULL, 0, 0) == SL_HOOK_VETO) {
     sl_info("client %s may not join %.*s: refused by onClientJoinRoom", c->id, (int)len, room);
     return -1;
   }
   if (!member && c->rooms.count >= s->cfg.max_rooms_per_client) {
     sl_info("client %s may not join %.*s: maxRoomsPerClient reached", c->id, (int)len, room);
-    room_hook(c, "onMaxRoomsPerClientReached", room, len, "currentRooms", c->rooms.count,
+    room_hook(c, SL_HOOK_MAX_ROOMS_PER_CLIENT_REACHED, room, len, "currentRooms", c->rooms.count,
               s->cfg.max_rooms_per_client);
     return -1;
   }
   if (!member && !sl_rooms_find(&s->rooms, room, len) && sl_rooms_count(&s->rooms) >= s->cfg.max_rooms) {
     sl_info("client %s may not create room %.*s: maxRooms reached", c->id, (int)len, room);
-    room_hook(c, "onMaxRoomsReached", room, len, "totalRooms", (double)sl_rooms_count(&s->rooms),
+    room_hook(c, SL_HOOK_MAX_ROOMS_REACHED, room, len, "totalRooms", (double)sl_rooms_count(&s->rooms),
               s->cfg.max_rooms);
     return -1;
   }
@@ -512,7 +515,7 @@ int sl_app_join(sl_conn *c, const char *room, size_t len, int want_reply) {
 }
 
 int sl_app_leave(sl_conn *c, const char *room, size_t len, int want_reply) {
-  if (room_hook(c, "onClientLeaveRoom", room, len, NULL, 0, 0) == SL_HOOK_VETO) {
+  if (room_hook(c, SL_HOOK_CLIENT_LEAVE_ROOM, room, len, NULL, 0, 0) == SL_HOOK_VETO) {
     sl_info("client %s may not leave %.*s: refused by onClientLeaveRoom", c->id, (int)len, room);
     return -1;
   }
@@ -537,14 +540,14 @@ void sl_app_to_room(sl_server *s, const char *name, size_t len, sl_msg *m, const
 /* ---- departure ---- */
 
 static void client_disconnect_hook(sl_conn *c) {
-  if (!sl_app_push_hook(c->server, "onClientDisconnect")) return;
+  if (!sl_app_push_hook(c->server, SL_HOOK_CLIENT_DISCONNECT)) return;
   lua_State *L = sl_vm_state();
   sl_app_info_string("clientId", c->id);
   sl_app_info_string("ip", c->remote);
   sl_app_info_string("protocol", sl_app_protocol(c));
   push_room_names(L, c);
   lua_setfield(L, -2, "rooms");
-  sl_app_call_hook("onClientDisconnect", c->id);
+  sl_app_call_hook(SL_HOOK_CLIENT_DISCONNECT, c->id);
 }
 
 void sl_app_client_gone(sl_conn *c) {
@@ -658,13 +661,7 @@ static void push_plain_req(lua_State *L, const sl_http_req *r) {
 
 static bool safe_header_text(const char *s) { return !strpbrk(s, "\r\n"); }
 
-bool sl_app_has_custom_health(sl_server *s) {
-  lua_State *L = sl_vm_state();
-  sl_lua_push_handler(L, s, "options", "customHealthHandler");
-  bool has = lua_isfunction(L, -1);
-  lua_pop(L, 1);
-  return has;
-}
+bool sl_app_has_custom_health(sl_server *s) { return sl_lua_has(s, SL_SLOT_HEALTH); }
 
 bool sl_app_custom_health(sl_server *s, const sl_http_req *r, int *status, sl_sbuf *headers, sl_sbuf *body,
                           sl_sbuf *content_type) {

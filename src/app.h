@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "conn.h"
 #include "http.h"
+#include "lua_server.h"
 
 /* A WebSocket upgrade was answered 101: register the client and run the
  * middleware chain, then onConnection. req is valid during the call only. */
@@ -48,11 +49,11 @@ const char *sl_app_protocol(const sl_conn *c);
 /* Hooks take one info table, as in v3: push the hook and a fresh table
  * (false when the script has no such hook), fill the table, then call. */
 typedef enum { SL_HOOK_OK, SL_HOOK_VETO, SL_HOOK_FAILED } sl_hook_result;
-bool sl_app_push_hook(sl_server *s, const char *name);
+bool sl_app_push_hook(sl_server *s, sl_hook hook);
 void sl_app_info_string(const char *key, const char *value);
 void sl_app_info_number(const char *key, double value);
 /* SL_HOOK_VETO when the hook returned false; errors are logged. */
-sl_hook_result sl_app_call_hook(const char *name, const char *client_id);
+sl_hook_result sl_app_call_hook(sl_hook hook, const char *client_id);
 
 /* From the connection's close callback: rooms, client table, onDisconnect. */
 void sl_app_client_gone(sl_conn *c);

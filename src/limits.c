@@ -33,6 +33,7 @@ typedef struct {
 /* customIPTracker:<method>(ip) when the script gives a tracker. Pushes the
  * result; false when there is no tracker. */
 static bool call_tracker(sl_server *s, const char *method, const char *ip) {
+  if (!sl_lua_has(s, SL_SLOT_IP_TRACKER)) return false;
   lua_State *L = sl_vm_state();
   sl_lua_push_handler(L, s, "options", "customIPTracker");
   if (!lua_istable(L, -1)) {
@@ -74,11 +75,11 @@ const char *sl_limits_admit(sl_conn *c) {
   sl_server *s = c->server;
   if (s->stats.active >= s->cfg.max_connections) {
     sl_warn("refused %s: maxConnections (%u) reached", c->remote, s->cfg.max_connections);
-    if (sl_app_push_hook(s, "onMaxConnectionsReached")) {
+    if (sl_app_push_hook(s, SL_HOOK_MAX_CONNECTIONS_REACHED)) {
       sl_app_info_number("activeConnections", s->stats.active);
       sl_app_info_number("max", s->cfg.max_connections);
       sl_app_info_string("ip", c->remote);
-      sl_app_call_hook("onMaxConnectionsReached", NULL);
+      sl_app_call_hook(SL_HOOK_MAX_CONNECTIONS_REACHED, NULL);
     }
     return "Server full";
   }
@@ -117,6 +118,7 @@ void sl_limits_release(sl_conn *c) {
   c->bucket.last_ms = 0;
   free_event_buckets(c);
   free(sl_map_remove(&s->client_rates, c->id, c->id_len));
+  if (!sl_lua_has(s, SL_SLOT_RATE_LIMITER)) return;
   lua_State *L = sl_vm_state();
   sl_lua_push_handler(L, s, "options", "customRateLimiter");
   if (lua_istable(L, -1)) {
@@ -157,6 +159,8 @@ static bool take_event(sl_conn *c, const char *event, const sl_rate *r) {
 
 /* customRateLimiter:check(id, 1); a limiter that fails lets messages through. */
 static bool take_custom(sl_conn *c, bool *used) {
+  *used = false;
+  if (!sl_lua_has(c->server, SL_SLOT_RATE_LIMITER)) return true;
   lua_State *L = sl_vm_state();
   sl_lua_push_handler(L, c->server, "options", "customRateLimiter");
   *used = lua_istable(L, -1);
@@ -194,11 +198,11 @@ static bool within_rate(sl_conn *c, const char *event) {
 
 bool sl_limits_allow(sl_conn *c, const char *event) {
   if (within_rate(c, event)) return true;
-  if (sl_app_push_hook(c->server, "onRateLimitExceeded")) {
+  if (sl_app_push_hook(c->server, SL_HOOK_RATE_LIMIT_EXCEEDED)) {
     sl_app_info_string("clientId", c->id);
     if (event) sl_app_info_string("event", event);
     sl_app_info_string("protocol", sl_app_protocol(c));
-    if (sl_app_call_hook("onRateLimitExceeded", c->id) == SL_HOOK_VETO) return false;
+    if (sl_app_call_hook(SL_HOOK_RATE_LIMIT_EXCEEDED, c->id) == SL_HOOK_VETO) return false;
   }
   sl_info("closing client %s: rate limit exceeded%s%s", c->id, event ? " on " : "", event ? event : "");
   sl_conn_close(c, 1008, "Rate limit exceeded");

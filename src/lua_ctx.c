@@ -189,20 +189,25 @@ static void push_client_info(lua_State *L, const sl_ctx *ctx) {
   lua_setfield(L, -2, "rooms");
 }
 
+static inline bool field_is(const char *key, size_t len, const char *field) {
+  return key[0] == field[0] && len == strlen(field) && memcmp(key, field, len) == 0;
+}
+
 /* __index(ctx, key): fields first, then methods (upvalue 1). */
 static int sl_ctx_index(lua_State *L) {
   sl_ctx *ctx = check_ctx(L);
   size_t len;
   const char *key = lua_tolstring(L, 2, &len);
   if (!key) return 0;
-  if (strcmp(key, "id") == 0) {
+  if (field_is(key, len, "id")) {
     lua_pushstring(L, ctx->id);
-  } else if (strcmp(key, "event") == 0 || strcmp(key, "data") == 0 || strcmp(key, "req") == 0) {
+  } else if (field_is(key, len, "data") || field_is(key, len, "event") || field_is(key, len, "req")) {
     lua_getfenv(L, 1);
-    lua_getfield(L, -1, key);
-  } else if (strcmp(key, "isBinary") == 0) {
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+  } else if (field_is(key, len, "isBinary")) {
     lua_pushboolean(L, ctx->is_binary);
-  } else if (strcmp(key, "clientInfo") == 0) {
+  } else if (field_is(key, len, "clientInfo")) {
     push_client_info(L, ctx);
   } else {
     lua_pushvalue(L, 2);

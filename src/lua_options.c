@@ -8,6 +8,7 @@
 
 #include "limits.h"
 #include "log.h"
+#include "lua_server.h"
 
 typedef enum {
   OPT_U32,        /* a non-negative integer */
@@ -231,14 +232,9 @@ static void warn_unsupported(lua_State *L, int idx) {
   }
 }
 
-static const char *const hook_names[] = {
-    "onRateLimitExceeded", "onMaxConnectionsReached", "onMaxRoomsReached", "onMaxRoomsPerClientReached",
-    "onPayloadTooLarge",   "onInvalidMessage",        "onClientJoinRoom",  "onClientLeaveRoom",
-    "onBeforeBroadcast",   "onClientConnect",         "onClientDisconnect"};
-
 static bool known_hook(const char *name) {
-  for (size_t i = 0; i < sizeof hook_names / sizeof *hook_names; i++)
-    if (strcmp(hook_names[i], name) == 0) return true;
+  for (size_t i = 0; i < SL_HOOKS; i++)
+    if (strcmp(sl_hook_names[i], name) == 0) return true;
   return false;
 }
 

@@ -47,6 +47,40 @@ void sl_lua_check_msg(lua_State *L, int event_idx, int data_idx, sl_msg_type typ
 
 /* ---- the handler set: {on={}, ack={}, use={}, all=, connection=, ...} ---- */
 
+const char *const sl_hook_names[SL_HOOKS] = {
+    "onRateLimitExceeded", "onMaxConnectionsReached", "onMaxRoomsReached", "onMaxRoomsPerClientReached",
+    "onPayloadTooLarge",   "onInvalidMessage",        "onClientJoinRoom",  "onClientLeaveRoom",
+    "onBeforeBroadcast",   "onClientConnect",         "onClientDisconnect"};
+
+static const struct {
+  const char *group, *name;
+} slot_places[SL_SLOT_HOOK] = {
+    [SL_SLOT_ALL] = {"all", NULL},
+    [SL_SLOT_CONNECTION] = {"connection", NULL},
+    [SL_SLOT_DISCONNECT] = {"disconnect", NULL},
+    [SL_SLOT_MESSAGE] = {"message", NULL},
+    [SL_SLOT_GENERATE_ID] = {"options", "generateClientId"},
+    [SL_SLOT_HEALTH] = {"options", "customHealthHandler"},
+    [SL_SLOT_RATE_LIMITER] = {"options", "customRateLimiter"},
+    [SL_SLOT_IP_TRACKER] = {"options", "customIPTracker"},
+};
+
+static bool slot_filled(lua_State *L, const sl_server *s, const char *group, const char *name) {
+  sl_lua_push_handler(L, s, group, name);
+  bool filled = !lua_isnil(L, -1) && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  return filled;
+}
+
+void sl_lua_refresh_present(lua_State *L, sl_server *s) {
+  uint32_t present = 0;
+  for (unsigned i = 0; i < SL_SLOT_HOOK; i++)
+    if (slot_filled(L, s, slot_places[i].group, slot_places[i].name)) present |= 1u << i;
+  for (unsigned h = 0; h < SL_HOOKS; h++)
+    if (slot_filled(L, s, "hooks", sl_hook_names[h])) present |= 1u << (SL_SLOT_HOOK + h);
+  s->present = present;
+}
+
 void sl_lua_push_handler(lua_State *L, const sl_server *s, const char *group, const char *name) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
   lua_getfield(L, -1, group);
@@ -79,6 +113,7 @@ static int set_handler(lua_State *L, const char *group, const char *name, int fn
   lua_pushvalue(L, fn_idx);
   lua_setfield(L, -2, name ? name : group);
   lua_settop(L, 1);
+  sl_lua_refresh_present(L, s);
   return 1; /* the server, so calls can chain */
 }
 
@@ -119,13 +154,13 @@ static const sl_conn *optional_exclude(lua_State *L, sl_server *s, int idx) {
 }
 
 bool sl_lua_broadcast_allowed(lua_State *L, sl_server *s, int event_idx, int data_idx, const char *exclude_id) {
-  if (!sl_app_push_hook(s, "onBeforeBroadcast")) return true;
+  if (!sl_app_push_hook(s, SL_HOOK_BEFORE_BROADCAST)) return true;
   lua_pushvalue(L, event_idx);
   lua_setfield(L, -2, "event");
   lua_pushvalue(L, data_idx);
   lua_setfield(L, -2, "data");
   if (exclude_id) sl_app_info_string("excludeId", exclude_id);
-  return sl_app_call_hook("onBeforeBroadcast", NULL) != SL_HOOK_VETO;
+  return sl_app_call_hook(SL_HOOK_BEFORE_BROADCAST, NULL) != SL_HOOK_VETO;
 }
 
 static int sl_server_broadcast(lua_State *L) {
@@ -263,6 +298,7 @@ static int sl_server_update_config(lua_State *L) {
   sl_server *s = check_server(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   sl_options_apply(L, 2, s);
+  sl_lua_refresh_present(L, s);
   sl_info("config updated");
   lua_settop(L, 1);
   return 1;
@@ -336,6 +372,7 @@ static int sl_server_new_lua(lua_State *L) {
   new_handler_set(L);
   s->handlers_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (!lua_isnoneornil(L, 1)) sl_options_apply(L, 1, s);
+  sl_lua_refresh_present(L, s);
   server_box *box = lua_newuserdata(L, sizeof *box);
   box->s = s;
   luaL_getmetatable(L, SERVER_MT);

@@ -177,6 +177,12 @@ static void give_back_coroutine(lua_State *co, int ref) {
   }
 }
 
+static void copy_string(char *dst, size_t size, const char *src) {
+  size_t n = src ? strnlen(src, size - 1) : 0;
+  memcpy(dst, src ? src : "", n);
+  dst[n] = '\0';
+}
+
 sl_task *sl_task_new(sl_server *s, const char *kind, const char *name, const char *client_id,
                      sl_task_done done) {
   sl_task *t = vm.free_tasks;
@@ -188,8 +194,8 @@ sl_task *sl_task_new(sl_server *s, const char *kind, const char *name, const cha
   t->kind = kind;
   t->server = s;
   t->correlation_json = NULL;
-  snprintf(t->name, sizeof t->name, "%s", name ? name : "");
-  snprintf(t->client_id, sizeof t->client_id, "%s", client_id ? client_id : "");
+  copy_string(t->name, sizeof t->name, name);
+  copy_string(t->client_id, sizeof t->client_id, client_id);
   return t;
 }
 

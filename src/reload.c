@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "lua_options.h"
+#include "lua_server.h"
 #include "lua_vm.h"
 #include "timer.h"
 
@@ -54,6 +55,7 @@ static void commit(lua_State *L) {
       luaL_unref(L, LUA_REGISTRYINDEX, s->staged_opts_ref);
       s->staged_opts_ref = LUA_NOREF;
     }
+    sl_lua_refresh_present(L, s);
   }
 }
 

@@ -71,6 +71,7 @@ struct sl_server {
   int handlers_ref;
   int self_ref;
   int staged_ref, staged_opts_ref; /* a reload's new handler set and options */
+  uint32_t present;                /* sl_slot bits of the live handler set */
   sl_server *next_server;
 };
 
