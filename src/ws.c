@@ -12,11 +12,22 @@
 
 #define CLOSE_WAIT_MS 2000
 
+#define KEEP_MSG_BUF 4096 /* a larger message buffer is freed after use */
+
+/* wslay runs without buffering data messages: we gather them ourselves, so
+ * that a message costs no allocation of its own, and one that arrives in a
+ * single chunk is dispatched where it lies. */
 typedef struct {
   wslay_event_context_ptr ws;
   const char *in; /* the read being processed */
   size_t in_len;
-  uint64_t msg_len; /* the data message being received, so far */
+  uint64_t msg_len;       /* the data message being received, so far */
+  uint64_t frame_len;     /* payload length of the frame being received */
+  bool in_control;        /* that frame is a control frame (wslay keeps it) */
+  bool frame_fin;         /* that frame ends its message */
+  sl_sbuf msg;            /* a message gathered over several chunks */
+  const char *whole;      /* or the one chunk that is the whole message */
+  size_t whole_len;
 } ws_state;
 
 static sl_sbuf scratch; /* payloads are assembled here, then framed */
@@ -105,7 +116,10 @@ static void on_frame_start(wslay_event_context_ptr ws,
             (unsigned long long)arg->payload_length);
     return too_big(ws, "Frame too big");
   }
-  if (arg->opcode >= 8) return; /* control frames interleave with a message */
+  st->frame_len = arg->payload_length;
+  st->frame_fin = arg->fin;
+  st->in_control = arg->opcode >= 8;
+  if (st->in_control) return; /* control frames interleave with a message */
   st->msg_len = (arg->opcode == WSLAY_CONTINUATION_FRAME ? st->msg_len : 0) + arg->payload_length;
   if (st->msg_len > cfg->max_payload_size) {
     sl_app_payload_too_large(c, NULL, st->msg_len);
@@ -113,22 +127,52 @@ static void on_frame_start(wslay_event_context_ptr ws,
   }
 }
 
+static void deliver(sl_conn *c, wslay_event_context_ptr ws, int opcode, const char *msg, size_t len);
+
+static void on_chunk(wslay_event_context_ptr ws, const struct wslay_event_on_frame_recv_chunk_arg *arg,
+                     void *ud) {
+  (void)ws;
+  ws_state *st = ((sl_conn *)ud)->proto;
+  if (st->in_control || arg->data_length == 0) return;
+  bool first_and_last = st->frame_fin && st->msg_len == st->frame_len;
+  if (first_and_last && st->msg.len == 0 && !st->whole && arg->data_length == st->frame_len) {
+    st->whole = (const char *)arg->data; /* valid until on_msg returns */
+    st->whole_len = arg->data_length;
+    return;
+  }
+  sl_sbuf_append(&st->msg, arg->data, arg->data_length);
+}
+
+static void reset_message(ws_state *st) {
+  st->whole = NULL;
+  st->whole_len = 0;
+  if (st->msg.cap > KEEP_MSG_BUF) sl_sbuf_free(&st->msg);
+  else sl_sbuf_reset(&st->msg);
+}
+
 static void on_msg(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
                    void *ud) {
   sl_conn *c = ud;
-  if (c->state != SL_CONN_OPEN) return;
-  const char *msg = (const char *)arg->msg;
-  if (arg->opcode == WSLAY_TEXT_FRAME) {
-    if (!sl_utf8_valid(msg, arg->msg_length)) {
+  ws_state *st = c->proto;
+  if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME) return;
+  const char *msg = st->whole ? st->whole : st->msg.data ? st->msg.data : "";
+  size_t len = st->whole ? st->whole_len : st->msg.len;
+  if (c->state == SL_CONN_OPEN) deliver(c, ws, arg->opcode, msg, len);
+  reset_message(st);
+}
+
+static void deliver(sl_conn *c, wslay_event_context_ptr ws, int opcode, const char *msg, size_t len) {
+  if (opcode == WSLAY_TEXT_FRAME) {
+    if (!sl_utf8_valid(msg, len)) {
       sl_info("closing client %s: text message is not valid UTF-8", c->id);
       wslay_event_queue_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
                               (const uint8_t *)"Invalid UTF-8", 13);
       wslay_event_shutdown_read(ws);
       return;
     }
-    sl_app_text(c, msg, arg->msg_length);
-  } else if (arg->opcode == WSLAY_BINARY_FRAME) {
-    sl_app_binary(c, msg, arg->msg_length);
+    sl_app_text(c, msg, len);
+  } else {
+    sl_app_binary(c, msg, len);
   }
 }
 
@@ -136,6 +180,7 @@ static const struct wslay_event_callbacks callbacks = {
     .recv_callback = on_recv,
     .send_callback = on_send,
     .on_frame_recv_start_callback = on_frame_start,
+    .on_frame_recv_chunk_callback = on_chunk,
     .on_msg_recv_callback = on_msg,
 };
 
@@ -196,6 +241,7 @@ static void ws_free(sl_conn *c) {
   ws_state *st = c->proto;
   if (!st) return;
   wslay_event_context_free(st->ws);
+  sl_sbuf_free(&st->msg);
   free(st);
   c->proto = NULL;
 }
@@ -219,6 +265,7 @@ int sl_ws_attach(sl_conn *c) {
     return -1;
   }
   wslay_event_config_set_max_recv_msg_length(st->ws, UINT64_MAX >> 1); /* see on_frame_start */
+  wslay_event_config_set_no_buffering(st->ws, 1);
   c->proto = st;
   c->tp = &ws_transport;
   return 0;
