@@ -8,6 +8,7 @@
 
 #include "envelope.h"
 #include "json.h"
+#include "jsontext.h"
 #include "limits.h"
 #include "log.h"
 #include "lua_ctx.h"
@@ -219,10 +220,10 @@ static void accept_client(sl_conn *c);
 
 static void middleware_done(sl_task *t, lua_State *co, int nres, const char *err) {
   sl_conn *c = sl_app_find_client(t->server, t->client_id);
-  if (!c || c->state != SL_CONN_PENDING) return; /* gone, or rejected already */
-  if (!err && nres >= 1 && lua_toboolean(co, -1)) return accept_client(c);
-  sl_conn_close(c, 1008, err ? "Rejected: middleware error" : "Rejected");
-  sl_server_resume_reading(c); /* to read the client's close reply */
+  if (!c) return;
+  if (c->state == SL_CONN_PENDING && !err && nres >= 1 && lua_toboolean(co, -1)) return accept_client(c);
+  sl_conn_close(c, 1008, err ? "Rejected: middleware error" : "Rejected"); /* unless rejected already */
+  sl_server_resume_reading(c); /* reads were paused: see the client's close reply or EOF */
 }
 
 static void accept_client(sl_conn *c) {
@@ -368,16 +369,16 @@ static void ack_done(sl_task *t, lua_State *co, int nres, const char *err) {
 }
 
 /* Reserved client events are handled here and never reach handlers. */
-static bool reserved(sl_conn *c, const char *e, const cJSON *data) {
+static bool reserved(sl_conn *c, const char *e, const char *data, size_t len) {
   if (!strchr("jlpcde", e[0])) return false; /* no reserved name starts otherwise */
   bool join = strcmp(e, "join-room") == 0, leave = strcmp(e, "leave-room") == 0;
   if (join || leave) {
-    if (!cJSON_IsString(data) || !data->valuestring[0]) {
+    sl_sbuf room = {0};
+    if (!data || data[0] != '"' || !sl_jt_string(data, data + len, &room) || room.len == 0)
       sl_app_invalid(c, "room name must be a non-empty string");
-    } else {
-      const char *room = data->valuestring;
-      (join ? sl_app_join : sl_app_leave)(c, room, strlen(room), 1);
-    }
+    else
+      (join ? sl_app_join : sl_app_leave)(c, room.data, room.len, 1);
+    sl_sbuf_free(&room);
     return true;
   }
   if (strcmp(e, "pong") == 0) return true; /* liveness: the read itself counted */
@@ -389,24 +390,30 @@ static bool reserved(sl_conn *c, const char *e, const cJSON *data) {
   return false;
 }
 
-static void push_data(lua_State *L, const cJSON *data) {
-  if (data) sl_json_push(L, data);
-  else lua_pushnil(L);
+/* Pushes the Lua form of the JSON text (nil when absent); false when it
+ * is not JSON after all. */
+static bool push_data(lua_State *L, const char *data, size_t len) {
+  if (!data) lua_pushnil(L);
+  else if (sl_json_decode(L, data, len) != 0) return false;
+  return true;
 }
 
-void sl_app_event(sl_conn *c, const char *event, const cJSON *data) {
-  if (reserved(c, event, data)) return;
-  push_data(sl_vm_state(), data);
+void sl_app_event(sl_conn *c, const char *event, const char *data, size_t len) {
+  if (reserved(c, event, data, len)) return;
+  if (!push_data(sl_vm_state(), data, len)) return sl_app_invalid(c, "invalid JSON");
   dispatch_event(c, event, false);
 }
 
-void sl_app_ack_request(sl_conn *c, const char *name, const char *event, const cJSON *data,
-                        const cJSON *correlation_id) {
+void sl_app_ack_request(sl_conn *c, const char *name, const char *event, const char *data, size_t len,
+                        const char *correlation_id, size_t correlation_len) {
   lua_State *L = sl_vm_state();
-  if (!push_fn(L, c->server, "ack", name)) return sl_app_event(c, event, data);
-  push_data(L, data);
+  if (!push_fn(L, c->server, "ack", name)) return sl_app_event(c, event, data, len);
+  if (!push_data(L, data, len)) {
+    lua_pop(L, 1);
+    return sl_app_invalid(c, "invalid JSON");
+  }
   sl_ctx_push_event(L, c, name, false);
-  char *corr = correlation_id ? cJSON_PrintUnformatted(correlation_id) : NULL;
+  char *corr = correlation_id ? strndup(correlation_id, correlation_len) : NULL;
   run(c, "onAck", name, 1, ack_done, corr);
 }
 
@@ -438,11 +445,13 @@ void sl_app_text(sl_conn *c, const char *text, size_t len) {
   }
   sl_envelope env;
   sl_env_status st = sl_envelope_parse(text, len, &env);
-  if (!sl_app_received(c, st == SL_ENV_OK ? env.event : NULL)) ; /* dropped, or closed */
-  else if (st != SL_ENV_OK) sl_app_invalid(c, sl_env_status_text(st));
-  else if (env.ack_name) sl_app_ack_request(c, env.ack_name, env.event, env.data, env.correlation_id);
-  else sl_app_event(c, env.event, env.data);
-  sl_envelope_free(&env);
+  if (!sl_app_received(c, st == SL_ENV_OK ? env.event : NULL)) return; /* dropped, or closed */
+  if (st != SL_ENV_OK) return sl_app_invalid(c, sl_env_status_text(st));
+  if (env.ack_name[0])
+    sl_app_ack_request(c, env.ack_name, env.event, env.data, env.data_len, env.correlation_id,
+                       env.correlation_id_len);
+  else
+    sl_app_event(c, env.event, env.data, env.data_len);
 }
 
 void sl_app_binary(sl_conn *c, const char *msg, size_t len) {

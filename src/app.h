@@ -4,7 +4,6 @@
 #ifndef SL_APP_H
 #define SL_APP_H
 
-#include <cjson/cJSON.h>
 #include <lua.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,13 +27,13 @@ void sl_app_binary(sl_conn *c, const char *msg, size_t len);
  * sl_app_received counts one message and charges its rate limit (event
  * may be NULL); dispatch it only when this returns true. */
 bool sl_app_received(sl_conn *c, const char *event);
-/* An event; data may be NULL. Reserved names (join-room, pong, ping, ...)
+/* An event; data is its JSON text, or NULL when absent. Reserved names (join-room, pong, ping, ...)
  * are handled here. */
-void sl_app_event(sl_conn *c, const char *event, const cJSON *data);
+void sl_app_event(sl_conn *c, const char *event, const char *data, size_t len);
 /* An ACK request; without an onAck handler for name it is an ordinary
  * event under the name event. */
-void sl_app_ack_request(sl_conn *c, const char *name, const char *event, const cJSON *data,
-                        const cJSON *correlation_id);
+void sl_app_ack_request(sl_conn *c, const char *name, const char *event, const char *data, size_t len,
+                        const char *correlation_id, size_t correlation_len);
 void sl_app_binary_event(sl_conn *c, const char *event, const char *bytes, size_t len);
 /* A message that cannot be dispatched: logged, and the onInvalidMessage
  * hook runs; the connection stays. */

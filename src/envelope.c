@@ -2,7 +2,11 @@
 
 #include <string.h>
 
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
 #include "json.h"
+#include "jsontext.h"
 
 const char *sl_env_status_text(sl_env_status s) {
   switch (s) {
@@ -15,29 +19,55 @@ const char *sl_env_status_text(sl_env_status s) {
   return "unknown";
 }
 
-static const char *nonempty_string(const cJSON *obj, const char *key) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (!cJSON_IsString(v) || !v->valuestring[0]) return NULL;
-  return v->valuestring;
+/* Unescapes the JSON string span into out (1-256 bytes); false otherwise. */
+static bool name_from(const char *value, size_t len, char out[SL_EVENT_NAME_MAX + 1]) {
+  sl_sbuf buf = {0};
+  bool ok = len >= 2 && value[0] == '"' && sl_jt_string(value, value + len, &buf) == value + len &&
+            buf.len > 0 && buf.len <= SL_EVENT_NAME_MAX && !memchr(buf.data, '\0', buf.len);
+  if (ok) {
+    memcpy(out, buf.data, buf.len);
+    out[buf.len] = '\0';
+  }
+  sl_sbuf_free(&buf);
+  return ok;
+}
+
+static bool key_is(const char *key, size_t len, const char *want) {
+  return len == strlen(want) && memcmp(key, want, len) == 0;
+}
+
+/* Event names without escapes are copied straight; others go through the
+ * unescaper. Later duplicate keys win, as in JSON.parse. */
+static void take_member(void *ud, const char *key, size_t key_len, const char *value, size_t value_len) {
+  sl_envelope *env = ud;
+  if (key_is(key, key_len, "event")) {
+    if (!name_from(value, value_len, env->event)) env->event[0] = '\0';
+  } else if (key_is(key, key_len, "data")) {
+    env->data = value;
+    env->data_len = value_len;
+  } else if (key_is(key, key_len, "_ackName")) {
+    if (!name_from(value, value_len, env->ack_name)) env->ack_name[0] = '\0';
+  } else if (key_is(key, key_len, "_correlationId")) {
+    env->correlation_id = value;
+    env->correlation_id_len = value_len;
+  }
 }
 
 sl_env_status sl_envelope_parse(const char *text, size_t len, sl_envelope *env) {
   memset(env, 0, sizeof *env);
-  env->root = cJSON_ParseWithLength(text, len);
-  if (!env->root) return SL_ENV_INVALID_JSON;
-  if (!cJSON_IsObject(env->root)) return SL_ENV_NOT_OBJECT;
-  env->ack_name = nonempty_string(env->root, "_ackName");
-  env->event = nonempty_string(env->root, "event");
-  if (!env->event) env->event = env->ack_name;
-  if (!env->event || strlen(env->event) > SL_EVENT_NAME_MAX) return SL_ENV_NO_EVENT;
-  env->data = cJSON_GetObjectItemCaseSensitive(env->root, "data");
-  env->correlation_id = cJSON_GetObjectItemCaseSensitive(env->root, "_correlationId");
+  const char *p = sl_jt_ws(text, text + len);
+  if (p == text + len || (*p != '{' && !sl_jt_valid(text, len))) return SL_ENV_INVALID_JSON;
+  if (*p != '{') return SL_ENV_NOT_OBJECT;
+  if (sl_jt_object(text, len, take_member, env) != 0) return SL_ENV_INVALID_JSON;
+  if (!env->event[0]) memcpy(env->event, env->ack_name, sizeof env->event);
+  if (!env->event[0]) return SL_ENV_NO_EVENT;
   return SL_ENV_OK;
 }
 
-void sl_envelope_free(sl_envelope *env) {
-  cJSON_Delete(env->root);
-  env->root = NULL;
+static const char *nonempty_string(const cJSON *obj, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  if (!cJSON_IsString(v) || !v->valuestring[0]) return NULL;
+  return v->valuestring;
 }
 
 sl_env_status sl_binary_parse(const uint8_t *msg, size_t len, sl_binary_msg *out) {

@@ -8,7 +8,6 @@
 #ifndef SL_ENVELOPE_H
 #define SL_ENVELOPE_H
 
-#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,17 +23,17 @@ typedef enum {
   SL_ENV_BAD_BINARY_HEADER,
 } sl_env_status;
 
-/* A parsed text envelope. root owns everything; the rest point into it. */
+/* A parsed text envelope. Spans point into the message text. */
 typedef struct {
-  cJSON *root;
-  const char *event;    /* the event, or the ACK name when only that is given */
-  const char *ack_name; /* NULL when not an ACK request */
-  const cJSON *data;    /* NULL when absent */
-  const cJSON *correlation_id; /* NULL when absent */
+  char event[SL_EVENT_NAME_MAX + 1];    /* the event, or the ACK name when only that is given */
+  char ack_name[SL_EVENT_NAME_MAX + 1]; /* empty when not an ACK request */
+  const char *data;                     /* the JSON text of "data"; NULL when absent */
+  size_t data_len;
+  const char *correlation_id;           /* the JSON text of "_correlationId"; NULL when absent */
+  size_t correlation_id_len;
 } sl_envelope;
 
 sl_env_status sl_envelope_parse(const char *text, size_t len, sl_envelope *env);
-void sl_envelope_free(sl_envelope *env);
 const char *sl_env_status_text(sl_env_status s);
 
 /* A binary event; event and payload point into the message. */

@@ -6,47 +6,121 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsontext.h"
 #include "utf8.h"
 
 static void push_array_mt(lua_State *L) { lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT); }
 
-void sl_json_push(lua_State *L, const cJSON *item) {
-  luaL_checkstack(L, 4, "JSON nested too deeply");
-  switch (item->type & 0xff) {
-  case cJSON_False: lua_pushboolean(L, 0); break;
-  case cJSON_True: lua_pushboolean(L, 1); break;
-  case cJSON_NULL: lua_pushlightuserdata(L, NULL); break;
-  case cJSON_Number: lua_pushnumber(L, item->valuedouble); break;
-  case cJSON_String: lua_pushstring(L, item->valuestring); break;
-  case cJSON_Array: {
-    lua_createtable(L, cJSON_GetArraySize(item), 0);
-    int i = 1;
-    for (const cJSON *c = item->child; c; c = c->next) {
-      sl_json_push(L, c);
-      lua_rawseti(L, -2, i++);
-    }
-    push_array_mt(L);
-    lua_setmetatable(L, -2);
-    break;
+/* ---- decoding: one pass from text to Lua values, no tree ---- */
+
+typedef struct {
+  lua_State *L;
+  const char *end;
+  sl_sbuf scratch; /* unescaped strings, long numbers */
+} decoder;
+
+static const char *decode_value(decoder *d, const char *p, int depth);
+
+static const char *decode_string(decoder *d, const char *p) {
+  const char *end = sl_jt_string(p, d->end, NULL);
+  if (!end) return NULL;
+  size_t len = (size_t)(end - p) - 2;
+  if (!memchr(p + 1, '\\', len)) { /* nothing to unescape: straight from the text */
+    lua_pushlstring(d->L, p + 1, len);
+    return end;
   }
-  case cJSON_Object: {
-    lua_createtable(L, 0, 4);
-    for (const cJSON *c = item->child; c; c = c->next) {
-      lua_pushstring(L, c->string);
-      sl_json_push(L, c);
-      lua_rawset(L, -3);
-    }
-    break;
+  sl_sbuf_reset(&d->scratch);
+  if (!sl_jt_string(p, d->end, &d->scratch)) return NULL;
+  lua_pushlstring(d->L, d->scratch.data, d->scratch.len);
+  return end;
+}
+
+static const char *decode_number(decoder *d, const char *p) {
+  const char *end = sl_jt_number(p, d->end);
+  if (!end) return NULL;
+  size_t n = (size_t)(end - p);
+  if (n <= 15 && !memchr(p, '.', n) && !memchr(p, 'e', n) && !memchr(p, 'E', n)) {
+    long long v = 0;
+    const char *q = p + (*p == '-');
+    while (q < end) v = v * 10 + (*q++ - '0');
+    lua_pushnumber(d->L, (lua_Number)(*p == '-' ? -v : v));
+    return end;
   }
-  default: lua_pushnil(L); break;
+  sl_sbuf_reset(&d->scratch);
+  if (sl_sbuf_append(&d->scratch, p, n) || sl_sbuf_putc(&d->scratch, '\0')) return NULL;
+  lua_pushnumber(d->L, strtod(d->scratch.data, NULL));
+  return end;
+}
+
+static const char *decode_array(decoder *d, const char *p, int depth) {
+  lua_State *L = d->L;
+  lua_createtable(L, 0, 0);
+  push_array_mt(L);
+  lua_setmetatable(L, -2);
+  p = sl_jt_ws(p + 1, d->end);
+  if (p < d->end && *p == ']') return p + 1;
+  for (int i = 1;; i++) {
+    if (!(p = decode_value(d, p, depth + 1))) return NULL;
+    lua_rawseti(L, -2, i);
+    p = sl_jt_ws(p, d->end);
+    if (p >= d->end) return NULL;
+    if (*p == ']') return p + 1;
+    if (*p != ',') return NULL;
+    p = sl_jt_ws(p + 1, d->end);
+  }
+}
+
+static const char *decode_object(decoder *d, const char *p, int depth) {
+  lua_State *L = d->L;
+  lua_createtable(L, 0, 4);
+  p = sl_jt_ws(p + 1, d->end);
+  if (p < d->end && *p == '}') return p + 1;
+  for (;;) {
+    if (p >= d->end || *p != '"' || !(p = decode_string(d, p))) return NULL;
+    p = sl_jt_ws(p, d->end);
+    if (p >= d->end || *p != ':') return NULL;
+    if (!(p = decode_value(d, sl_jt_ws(p + 1, d->end), depth + 1))) return NULL;
+    lua_rawset(L, -3);
+    p = sl_jt_ws(p, d->end);
+    if (p >= d->end) return NULL;
+    if (*p == '}') return p + 1;
+    if (*p != ',') return NULL;
+    p = sl_jt_ws(p + 1, d->end);
+  }
+}
+
+static const char *decode_value(decoder *d, const char *p, int depth) {
+  if (p >= d->end || depth > SL_JSON_MAX_NESTING) return NULL;
+  if (!lua_checkstack(d->L, 4)) return NULL;
+  const char *q;
+  switch (*p) {
+  case '{': return decode_object(d, p, depth);
+  case '[': return decode_array(d, p, depth);
+  case '"': return decode_string(d, p);
+  case 't':
+    if ((q = d->end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL)) lua_pushboolean(d->L, 1);
+    return q;
+  case 'f':
+    if ((q = d->end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL)) lua_pushboolean(d->L, 0);
+    return q;
+  case 'n':
+    if ((q = d->end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL)) lua_pushlightuserdata(d->L, NULL);
+    return q;
+  default: return decode_number(d, p);
   }
 }
 
 int sl_json_decode(lua_State *L, const char *text, size_t len) {
-  cJSON *root = cJSON_ParseWithLength(text, len);
-  if (!root) return -1;
-  sl_json_push(L, root);
-  cJSON_Delete(root);
+  static decoder d; /* its scratch buffer is reused across calls */
+  d.L = L;
+  d.end = text + len;
+  int top = lua_gettop(L);
+  const char *p = decode_value(&d, sl_jt_ws(text, d.end), 0);
+  if (!p || sl_jt_ws(p, d.end) != d.end) {
+    lua_settop(L, top);
+    return -1;
+  }
+  if (d.scratch.cap > 65536) sl_sbuf_free(&d.scratch);
   return 0;
 }
 

@@ -1,4 +1,5 @@
-/* JSON <-> Lua. Decoding goes through cJSON; encoding writes text straight
+/* JSON <-> Lua, both ways in one pass over the text: decoding builds Lua
+ * values as it reads (no intermediate tree); encoding writes text straight
  * from Lua values into a byte buffer.
  *
  *   object <-> table with string keys     array <-> sequence (marked)
@@ -7,7 +8,6 @@
 #ifndef SL_JSON_H
 #define SL_JSON_H
 
-#include <cjson/cJSON.h>
 #include <lua.h>
 
 #include "buf.h"
@@ -17,12 +17,9 @@
 /* Lua registry key of the metatable that marks a table as a JSON array. */
 #define SL_JSON_ARRAY_MT "stelar.array"
 
-/* Pushes the Lua form of item. Arrays get the array metatable so that an
- * empty one encodes back as []. */
-void sl_json_push(lua_State *L, const cJSON *item);
-
-/* Parses text and pushes its Lua form; on invalid JSON pushes nothing and
- * returns -1. */
+/* Parses text and pushes its Lua form; on invalid JSON (or nesting deeper
+ * than SL_JSON_MAX_NESTING) pushes nothing and returns -1. Arrays get the
+ * array metatable so that an empty one encodes back as []. */
 int sl_json_decode(lua_State *L, const char *text, size_t len);
 
 /* Appends the JSON text of the value at idx to out. Returns 0, or -1 with a

@@ -167,7 +167,8 @@ static void on_tcp_connection(uv_stream_t *listener, int status) {
   sl_conn *c = accept_conn(listener, status);
   if (!c) return;
   sl_tcp_attach(c);
-  if (c->state == SL_CONN_OPEN) sl_server_resume_reading(c); /* else accept_client will */
+  /* A client whose middleware still decides is read once it is accepted. */
+  if (c->state != SL_CONN_PENDING) sl_server_resume_reading(c);
 }
 
 void sl_server_forget(sl_server *s, sl_conn *c) {

@@ -6,6 +6,8 @@
 #include "app.h"
 #include "envelope.h"
 #include "json.h"
+#include "jsontext.h"
+#include "utf8.h"
 #include "log.h"
 #include "server.h"
 
@@ -190,24 +192,40 @@ static void fail(sl_conn *c, const char *why) {
   sl_conn_flush(c);
 }
 
+typedef struct {
+  bool wrapped;
+  const char *data, *corr;
+  size_t data_len, corr_len;
+} ack_payload_parts;
+
+static void take_ack_member(void *ud, const char *key, size_t key_len, const char *value, size_t value_len) {
+  ack_payload_parts *a = ud;
+  if (key_len == 4 && memcmp(key, "data", 4) == 0) {
+    a->wrapped = true, a->data = value, a->data_len = value_len;
+  } else if (key_len == 14 && memcmp(key, "_correlationId", 14) == 0) {
+    a->wrapped = true, a->corr = value, a->corr_len = value_len;
+  }
+}
+
+/* Payload JSON must be UTF-8 like any JSON text on the wire; its syntax is
+ * checked as it is decoded. */
+static bool json_payload_ok(const sl_tcp_frame *f) {
+  return sl_utf8_valid((const char *)f->payload, f->payload_len);
+}
+
 /* ACK_REQ payload: {"data":..,"_correlationId":..}, or a bare value. */
 static void ack_request(sl_conn *c, const sl_tcp_frame *f, const char *name) {
-  cJSON *root = cJSON_ParseWithLength((const char *)f->payload, f->payload_len);
-  if (!root) return sl_app_invalid(c, "invalid JSON");
-  const cJSON *data = root, *corr = NULL;
-  if (cJSON_IsObject(root) && (cJSON_HasObjectItem(root, "_correlationId") || cJSON_HasObjectItem(root, "data"))) {
-    data = cJSON_GetObjectItemCaseSensitive(root, "data");
-    corr = cJSON_GetObjectItemCaseSensitive(root, "_correlationId");
-  }
-  sl_app_ack_request(c, name, name, data, corr);
-  cJSON_Delete(root);
+  const char *text = (const char *)f->payload;
+  if (!json_payload_ok(f)) return sl_app_invalid(c, "invalid JSON");
+  ack_payload_parts a = {0};
+  if (sl_jt_object(text, f->payload_len, take_ack_member, &a) != 0 || !a.wrapped)
+    return sl_app_ack_request(c, name, name, text, f->payload_len, NULL, 0);
+  sl_app_ack_request(c, name, name, a.data, a.data_len, a.corr, a.corr_len);
 }
 
 static void json_event(sl_conn *c, const sl_tcp_frame *f, const char *name) {
-  cJSON *data = cJSON_ParseWithLength((const char *)f->payload, f->payload_len);
-  if (!data) return sl_app_invalid(c, "invalid JSON");
-  sl_app_event(c, name, data);
-  cJSON_Delete(data);
+  if (!json_payload_ok(f)) return sl_app_invalid(c, "invalid JSON");
+  sl_app_event(c, name, (const char *)f->payload, f->payload_len);
 }
 
 static void room_frame(sl_conn *c, const sl_tcp_frame *f, bool join) {
