@@ -9,7 +9,23 @@
 
 #define CTX_MT "stelar.ctx"
 
-static sl_ctx *check_ctx(lua_State *L) { return luaL_checkudata(L, 1, CTX_MT); }
+/* The environment table's slots: integer keys cost no string lookup. */
+enum { ENV_DATA = 1, ENV_EVENT, ENV_META, ENV_REQ };
+
+static int ctx_mt_ref = LUA_NOREF;
+
+/* luaL_checkudata, without looking the metatable up by name each call. */
+static sl_ctx *check_ctx(lua_State *L) {
+  void *p = lua_touserdata(L, 1);
+  if (p && lua_getmetatable(L, 1)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx_mt_ref);
+    int ok = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (ok) return p;
+  }
+  luaL_typerror(L, 1, CTX_MT);
+  return NULL;
+}
 
 /* The connection, if the client is still there to send to. */
 static sl_conn *live_conn(const sl_ctx *ctx) {
@@ -109,7 +125,7 @@ static int sl_ctx_leave_room(lua_State *L) { return room_op(L, sl_app_leave); }
 
 static void push_meta(lua_State *L) {
   lua_getfenv(L, 1);
-  lua_getfield(L, -1, "meta");
+  lua_rawgeti(L, -1, ENV_META);
   lua_remove(L, -2);
 }
 
@@ -201,10 +217,15 @@ static int sl_ctx_index(lua_State *L) {
   if (!key) return 0;
   if (field_is(key, len, "id")) {
     lua_pushstring(L, ctx->id);
-  } else if (field_is(key, len, "data") || field_is(key, len, "event") || field_is(key, len, "req")) {
+  } else if (field_is(key, len, "data")) {
     lua_getfenv(L, 1);
-    lua_pushvalue(L, 2);
-    lua_rawget(L, -2);
+    lua_rawgeti(L, -1, ENV_DATA);
+  } else if (field_is(key, len, "event")) {
+    lua_getfenv(L, 1);
+    lua_rawgeti(L, -1, ENV_EVENT);
+  } else if (field_is(key, len, "req")) {
+    lua_getfenv(L, 1);
+    lua_rawgeti(L, -1, ENV_REQ);
   } else if (field_is(key, len, "isBinary")) {
     lua_pushboolean(L, ctx->is_binary);
   } else if (field_is(key, len, "clientInfo")) {
@@ -243,12 +264,12 @@ static sl_ctx *new_ctx(lua_State *L, sl_conn *c) {
   c->ctxs = ctx;
   luaL_getmetatable(L, CTX_MT);
   lua_setmetatable(L, -2);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 4, 0);
   sl_ctx_push_meta(L, c);
-  lua_setfield(L, -2, "meta");
+  lua_rawseti(L, -2, ENV_META);
   if (c->req_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->req_ref);
-    lua_setfield(L, -2, "req");
+    lua_rawseti(L, -2, ENV_REQ);
   }
   lua_setfenv(L, -2);
   return ctx;
@@ -276,10 +297,10 @@ sl_ctx *sl_ctx_push_event(lua_State *L, sl_conn *c, const char *event, bool is_b
   ctx->is_binary = is_binary;
   lua_getfenv(L, -1);
   lua_pushvalue(L, -3); /* data */
-  lua_setfield(L, -2, "data");
+  lua_rawseti(L, -2, ENV_DATA);
   if (event) lua_pushstring(L, event);
   else lua_pushnil(L);
-  lua_setfield(L, -2, "event");
+  lua_rawseti(L, -2, ENV_EVENT);
   lua_pop(L, 1);
   lua_remove(L, -2); /* data */
   return ctx;
@@ -321,6 +342,8 @@ void sl_lua_open_ctx(lua_State *L) {
       {NULL, NULL},
   };
   luaL_newmetatable(L, CTX_MT);
+  lua_pushvalue(L, -1);
+  ctx_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   luaL_register(L, NULL, methods);
   lua_pushcclosure(L, sl_ctx_index, 1);
