@@ -6,6 +6,7 @@
 #include "app.h"
 #include "log.h"
 #include "server.h"
+#include "tls.h"
 
 #define MAX_WRITE_BUFS 64
 
@@ -92,6 +93,16 @@ static uint32_t outq_bufs(const sl_outq *q, uv_buf_t *bufs, uint32_t max) {
 }
 
 void sl_conn_enqueue(sl_conn *c, sl_buf *b) {
+  if (c->tls && c->state != SL_CONN_CLOSED) return sl_tls_write(c, b);
+  sl_conn_enqueue_wire(c, b);
+}
+
+void sl_conn_deliver(sl_conn *c, const char *p, size_t n) {
+  if (c->state == SL_CONN_PENDING) sl_sbuf_append(&c->held_in, p, n);
+  else if (c->state != SL_CONN_CLOSED) c->tp->on_read(c, p, n);
+}
+
+void sl_conn_enqueue_wire(sl_conn *c, sl_buf *b) {
   if (c->state == SL_CONN_CLOSED || outq_push(&c->q, b) != 0) {
     sl_buf_unref(b);
     return;
@@ -180,6 +191,7 @@ static void on_closed(uv_handle_t *h) {
   sl_server_forget(c->server, c);
   sl_app_client_gone(c);
   if (c->tp && c->tp->free) c->tp->free(c);
+  sl_tls_free(c);
   outq_free(&c->q);
   sl_sbuf_free(&c->held_in);
   sl_server *s = c->server;

@@ -114,13 +114,19 @@ struct sl_conn {
   int ctx_ref;            /* anchors ctx while the connection reuses it */
   struct sl_ctx *ctxs;    /* every live context pointing here */
   sl_sbuf held_in;        /* bytes that arrived while middleware ran */
+  struct sl_tls *tls;     /* NULL on a plain socket */
 };
 
 sl_conn *sl_conn_new(sl_server *s);
 /* Queues a message; returns 0, or -1 when the connection no longer sends. */
 int sl_conn_send(sl_conn *c, sl_msg *m);
-/* Takes ownership of one reference to b. */
+/* Takes ownership of one reference to b (plaintext: encrypted on a TLS
+ * connection). */
 void sl_conn_enqueue(sl_conn *c, sl_buf *b);
+/* Bytes exactly as they go on the wire. */
+void sl_conn_enqueue_wire(sl_conn *c, sl_buf *b);
+/* Plaintext that arrived: to the transport, or held while middleware decides. */
+void sl_conn_deliver(sl_conn *c, const char *p, size_t n);
 void sl_conn_flush(sl_conn *c);
 /* A graceful close through the transport (close frame, then socket). */
 void sl_conn_close(sl_conn *c, uint16_t code, const char *reason);

@@ -8,6 +8,7 @@
 
 #include "limits.h"
 #include "log.h"
+#include "tls.h"
 #include "lua_server.h"
 
 typedef enum {
@@ -26,6 +27,7 @@ typedef enum {
   OPT_FUNCTION,
   OPT_RATE,        /* {maxPoints, windowMs}, or false */
   OPT_EVENT_RATES, /* {event = {maxPoints, windowMs}} */
+  OPT_TLS,         /* {cert = path, key = path [, ca = path]} */
 } opt_type;
 
 #define CFG(field) offsetof(sl_config, field)
@@ -58,7 +60,7 @@ static const struct option {
     {"logger", OPT_LOGGER, LATER},
     {"rateLimit", OPT_RATE, CFG(rate_limit)},
     {"eventRateLimits", OPT_EVENT_RATES, LATER},
-    {"tls", OPT_TABLE, LATER},
+    {"tls", OPT_TLS, LATER},
     {"hooks", OPT_TABLE, LATER},
     {"generateClientId", OPT_FUNCTION, LATER},
     {"customRateLimiter", OPT_TABLE, LATER},
@@ -185,9 +187,28 @@ static void check_kept(lua_State *L, const struct option *o) {
   }
 }
 
+/* The files are read now, so a bad certificate stops the start-up. */
+static void set_tls(lua_State *L, sl_server *s) {
+  if (!lua_istable(L, -1)) luaL_error(L, "stelar.server: option 'tls' must be {cert = path, key = path}");
+  const char *paths[3];
+  static const char *const names[3] = {"cert", "key", "ca"};
+  for (int i = 0; i < 3; i++) {
+    lua_getfield(L, -1 - i, names[i]);
+    paths[i] = lua_tostring(L, -1);
+    if (i < 2 && lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "stelar.server: option 'tls.%s' must be a path", names[i]);
+  }
+  char err[512];
+  sl_tls_ctx *t = sl_tls_ctx_new(paths[0], paths[1], paths[2], err, sizeof err);
+  lua_pop(L, 3);
+  if (!t) luaL_error(L, "stelar.server: %s", err);
+  sl_tls_ctx_free(s->tls);
+  s->tls = t;
+}
+
 static void apply_one(lua_State *L, const struct option *o, sl_server *s) {
   sl_config *cfg = &s->cfg;
   if (o->type == OPT_EVENT_RATES) return set_event_rates(L, s);
+  if (o->type == OPT_TLS) return set_tls(L, s);
   if (o->offset == LATER) return check_kept(L, o);
   char *field = (char *)cfg + o->offset;
   bool off = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
@@ -223,7 +244,7 @@ static void apply_one(lua_State *L, const struct option *o, sl_server *s) {
 /* Options that need work from a later issue are accepted but said to be
  * ignored, so nobody believes they are on. */
 static void warn_unsupported(lua_State *L, int idx) {
-  static const char *const later[] = {"tls", "compression", "cluster"};
+  static const char *const later[] = {"compression", "cluster"};
   for (size_t i = 0; i < sizeof later / sizeof *later; i++) {
     lua_getfield(L, idx, later[i]);
     bool set = !lua_isnil(L, -1) && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
@@ -347,6 +368,7 @@ void sl_options_push(lua_State *L, const sl_server *s) {
   }
   lua_setfield(L, -2, "allowedOrigins");
   BOOL("trustProxy", c->trust_proxy);
+  BOOL("tls", s->tls != NULL);
   if (sl_rate_enabled(&c->rate_limit)) {
     lua_createtable(L, 0, 2);
     NUM("maxPoints", c->rate_limit.max_points);

@@ -7,6 +7,7 @@
 #include "limits.h"
 #include "log.h"
 #include "tcpproto.h"
+#include "tls.h"
 
 #define TICK_MS 100
 #define MAX_PORT_TRIES 20
@@ -115,7 +116,8 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
   }
   if (n == 0 || c->state == SL_CONN_CLOSED) return;
   c->last_seen = sl_now_ms();
-  c->tp->on_read(c, buf->base, (size_t)n);
+  if (c->tls) sl_tls_read(c, buf->base, (size_t)n);
+  else sl_conn_deliver(c, buf->base, (size_t)n);
 }
 
 int sl_server_resume_reading(sl_conn *c) {
@@ -156,19 +158,23 @@ static sl_conn *accept_conn(uv_stream_t *listener, int status) {
   return c;
 }
 
+static void start_tcp_protocol(sl_conn *c) { sl_tcp_attach(c); }
+
 static void on_ws_connection(uv_stream_t *listener, int status) {
   sl_conn *c = accept_conn(listener, status);
   if (!c) return;
-  sl_http_attach(c);
-  if (sl_server_resume_reading(c) != 0) sl_conn_abort(c);
+  if (c->server->tls) sl_tls_attach(c, c->server->tls, sl_http_attach);
+  else sl_http_attach(c);
+  if (c->state != SL_CONN_CLOSED && sl_server_resume_reading(c) != 0) sl_conn_abort(c);
 }
 
 static void on_tcp_connection(uv_stream_t *listener, int status) {
   sl_conn *c = accept_conn(listener, status);
   if (!c) return;
-  sl_tcp_attach(c);
+  if (c->server->tls) sl_tls_attach(c, c->server->tls, start_tcp_protocol);
+  else sl_tcp_attach(c);
   /* A client whose middleware still decides is read once it is accepted. */
-  if (c->state != SL_CONN_PENDING) sl_server_resume_reading(c);
+  if (c->state != SL_CONN_PENDING && c->state != SL_CONN_CLOSED) sl_server_resume_reading(c);
 }
 
 void sl_server_forget(sl_server *s, sl_conn *c) {
@@ -294,6 +300,7 @@ void sl_server_stop(sl_server *s) {
 }
 
 void sl_server_free(sl_server *s) {
+  sl_tls_ctx_free(s->tls);
   sl_limits_free(s);
   sl_rooms_free(&s->rooms);
   sl_map_free(&s->clients);

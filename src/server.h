@@ -35,6 +35,7 @@ typedef struct {
   uint64_t total_connections;
   uint64_t messages_received, messages_sent;
   uint32_t active, ws, tcp;
+  uint64_t tls_failures;
   uint64_t started_at; /* ms */
 } sl_stats;
 
@@ -55,6 +56,7 @@ struct sl_server {
   uv_timer_t tick;      /* timeouts and heartbeats */
   uint64_t next_ping;
   sl_stats stats;
+  struct sl_tls_ctx *tls; /* both listeners speak TLS when set */
 
   sl_map ip_counts;    /* address -> clients, for maxConnectionsPerIP */
   sl_map event_rates;  /* event -> its own rate limit */
