@@ -31,7 +31,18 @@ typedef enum {
   SL_CONN_CLOSED,  /* socket closing; freed in the close callback */
 } sl_conn_state;
 
-enum { SL_TRANSPORT_WS, SL_TRANSPORT_TCP, SL_TRANSPORTS };
+/* The wire forms a message can take; one per transport, and one per
+ * permessage-deflate window size (compressed frames, shared by every
+ * client that negotiated that window). */
+enum {
+  SL_WIRE_WS,
+  SL_WIRE_TCP,
+  SL_WIRE_WS_DEFLATE, /* + window bits - 9 */
+  SL_WIRES = SL_WIRE_WS_DEFLATE + 7,
+};
+#define SL_TRANSPORT_WS SL_WIRE_WS
+#define SL_TRANSPORT_TCP SL_WIRE_TCP
+#define SL_TRANSPORTS SL_WIRES
 
 typedef enum {
   SL_MSG_EVENT,      /* {"event","data"} */
@@ -60,8 +71,8 @@ void sl_msg_release(sl_msg *m);
  * phase before an upgrade. */
 typedef struct {
   const char *name; /* "ws", "tcp", "http" */
-  int kind;         /* index into sl_msg.wire */
-  sl_buf *(*encode)(const sl_msg *m);
+  int kind;         /* the usual index into sl_msg.wire (a connection's own is sl_conn.wire) */
+  sl_buf *(*encode)(const sl_msg *m, int wire);
   void (*on_read)(sl_conn *c, const char *p, size_t n);
   void (*greet)(sl_conn *c); /* the client has its id; NULL for none */
   /* Starts a graceful close with a close code (ignored where meaningless). */
@@ -89,6 +100,7 @@ struct sl_conn {
   bool accepted;   /* middleware passed and onConnection ran */
   bool dirty;      /* on the server's flush list */
   bool is_tcp;
+  uint8_t wire; /* which wire form of a message this client takes */
   bool shutting; /* write side shut, waiting for the peer's EOF */
   bool ip_counted; /* counted against maxConnectionsPerIP */
   char id[SL_ID_MAX + 1];

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "deflate.h"
 #include "log.h"
 #include "server.h"
 #include "ws.h"
@@ -226,17 +227,22 @@ static void answer_upgrade(sl_conn *c, sl_http_req *r, const char *rest, size_t 
     return refuse(c, 404, "unknown namespace", NULL);
   if (!sl_server_origin_allowed(s, origin)) return refuse(c, 403, "origin not allowed", NULL);
 
-  char accept[29], head[512];
+  char accept[29], head[1024], pmd_reply[160];
+  sl_pmd pmd;
+  const char *offers = sl_http_header(r, "sec-websocket-extensions");
+  bool deflate = s->cfg.compression && offers && sl_pmd_negotiate(offers, &pmd, pmd_reply, sizeof pmd_reply);
   sl_ws_accept_key(key, accept);
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n",
                    accept);
   if (origin && s->cfg.allowed_origins)
-    n += snprintf(head + n, sizeof head - (size_t)n, "Access-Control-Allow-Origin: %s\r\n", origin);
+    n += snprintf(head + n, sizeof head - (size_t)n, "Access-Control-Allow-Origin: %.300s\r\n", origin);
+  if (deflate) n += snprintf(head + n, sizeof head - (size_t)n, "Sec-WebSocket-Extensions: %s\r\n", pmd_reply);
   n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
   sl_conn_enqueue(c, sl_buf_from(head, (size_t)n));
   if (sl_ws_attach(c) != 0) return sl_conn_abort(c);
+  if (deflate) sl_ws_enable_deflate(c, &pmd);
   c->deadline = 0;
   sl_app_client_opened(c, r);
   if (rest_len) sl_app_feed(c, rest, rest_len);
@@ -301,8 +307,8 @@ static void http_drained(sl_conn *c) {
 
 static void http_ping(sl_conn *c) { (void)c; }
 
-static sl_buf *http_encode(const sl_msg *m) {
-  (void)m;
+static sl_buf *http_encode(const sl_msg *m, int wire) {
+  (void)m, (void)wire;
   return NULL;
 }
 

@@ -197,6 +197,8 @@ static void push_client_info(lua_State *L, const sl_ctx *ctx) {
   lua_setfield(L, -2, "messagesSent");
   lua_pushboolean(L, c->tls != NULL);
   lua_setfield(L, -2, "secure");
+  lua_pushboolean(L, c->wire >= SL_WIRE_WS_DEFLATE);
+  lua_setfield(L, -2, "compressed");
   lua_createtable(L, (int)c->rooms.count, 0);
   for (uint32_t i = 0; i < c->rooms.count; i++) {
     lua_pushlstring(L, c->rooms.items[i].room->name, c->rooms.items[i].room->name_len);

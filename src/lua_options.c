@@ -244,7 +244,7 @@ static void apply_one(lua_State *L, const struct option *o, sl_server *s) {
 /* Options that need work from a later issue are accepted but said to be
  * ignored, so nobody believes they are on. */
 static void warn_unsupported(lua_State *L, int idx) {
-  static const char *const later[] = {"compression", "cluster"};
+  static const char *const later[] = {"cluster"};
   for (size_t i = 0; i < sizeof later / sizeof *later; i++) {
     lua_getfield(L, idx, later[i]);
     bool set = !lua_isnil(L, -1) && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));

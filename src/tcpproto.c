@@ -166,7 +166,8 @@ static int ack_payload(sl_sbuf *out, const sl_msg *m) {
   return sl_sbuf_putc(out, '}');
 }
 
-static sl_buf *tcp_encode(const sl_msg *m) {
+static sl_buf *tcp_encode(const sl_msg *m, int wire) {
+  (void)wire;
   switch (m->type) {
   case SL_MSG_EVENT: return sl_tcp_frame_build(SL_TCP_JSON, m->event, m->event_len, m->data, m->data_len);
   case SL_MSG_BINARY: return sl_tcp_frame_build(SL_TCP_BINARY, m->event, m->event_len, m->data, m->data_len);
@@ -319,6 +320,7 @@ void sl_tcp_attach(sl_conn *c) {
   d->max_frame = c->server->cfg.max_frame_size;
   c->proto = d;
   c->tp = &tcp_transport;
+  c->wire = SL_WIRE_TCP;
   c->is_tcp = true;
   sl_app_client_opened(c, NULL);
 }

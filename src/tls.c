@@ -96,8 +96,8 @@ static void hs_close(sl_conn *c, uint16_t code, const char *reason) {
 }
 static void hs_nothing(sl_conn *c) { (void)c; }
 static void hs_read(sl_conn *c, const char *p, size_t n) { (void)c, (void)p, (void)n; }
-static sl_buf *hs_encode(const sl_msg *m) {
-  (void)m;
+static sl_buf *hs_encode(const sl_msg *m, int wire) {
+  (void)m, (void)wire;
   return NULL;
 }
 

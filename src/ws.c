@@ -5,6 +5,7 @@
 #include <wslay/wslay.h>
 
 #include "app.h"
+#include "deflate.h"
 #include "envelope.h"
 #include "log.h"
 #include "server.h"
@@ -28,14 +29,19 @@ typedef struct {
   sl_sbuf msg;            /* a message gathered over several chunks */
   const char *whole;      /* or the one chunk that is the whole message */
   size_t whole_len;
+  bool compressed;        /* the message being received has RSV1 set */
+  sl_pmd pmd;             /* negotiated permessage-deflate, when inflater is set */
+  sl_inflater *inflater;
 } ws_state;
 
 static sl_sbuf scratch; /* payloads are assembled here, then framed */
 
-sl_buf *sl_ws_frame(int opcode, const void *payload, size_t len) {
+sl_buf *sl_ws_frame(int opcode, const void *payload, size_t len) { return sl_ws_frame_rsv1(opcode, false, payload, len); }
+
+sl_buf *sl_ws_frame_rsv1(int opcode, bool rsv1, const void *payload, size_t len) {
   uint8_t h[10];
   size_t hl = 2;
-  h[0] = (uint8_t)(0x80 | opcode);
+  h[0] = (uint8_t)(0x80 | (rsv1 ? 0x40 : 0) | opcode);
   if (len < 126) {
     h[1] = (uint8_t)len;
   } else if (len <= 0xFFFF) {
@@ -53,7 +59,21 @@ sl_buf *sl_ws_frame(int opcode, const void *payload, size_t len) {
   return b;
 }
 
-static sl_buf *ws_encode(const sl_msg *m) {
+#define COMPRESS_MIN 64 /* smaller messages go uncompressed: RSV1 is per message */
+
+/* A compressed frame of payload, when the wire is a deflate one and the
+ * payload is worth it; else a plain frame. */
+static sl_buf *frame_for(int wire, int opcode, const char *payload, size_t len) {
+  static sl_sbuf deflated;
+  if (wire < SL_WIRE_WS_DEFLATE || len < COMPRESS_MIN) return sl_ws_frame(opcode, payload, len);
+  sl_sbuf_reset(&deflated);
+  if (sl_deflate_message(wire - SL_WIRE_WS_DEFLATE + 9, payload, len, &deflated) != 0) return NULL;
+  sl_buf *b = sl_ws_frame_rsv1(opcode, true, deflated.data, deflated.len);
+  if (deflated.cap > 65536) sl_sbuf_free(&deflated);
+  return b;
+}
+
+static sl_buf *ws_encode(const sl_msg *m, int wire) {
   sl_sbuf_reset(&scratch);
   int r = 0, opcode = SL_WS_TEXT;
   switch (m->type) {
@@ -69,9 +89,9 @@ static sl_buf *ws_encode(const sl_msg *m) {
     r = sl_binary_build(&scratch, m->event, m->event_len, m->data, m->data_len);
     break;
   case SL_MSG_RAW_BINARY: opcode = SL_WS_BINARY; /* fall through */
-  case SL_MSG_RAW_TEXT: return sl_ws_frame(opcode, m->data, m->data_len);
+  case SL_MSG_RAW_TEXT: return frame_for(wire, opcode, m->data, m->data_len);
   }
-  return r ? NULL : sl_ws_frame(opcode, scratch.data, scratch.len);
+  return r ? NULL : frame_for(wire, opcode, scratch.data, scratch.len);
 }
 
 /* ---- wslay callbacks ---- */
@@ -120,6 +140,7 @@ static void on_frame_start(wslay_event_context_ptr ws,
   st->frame_fin = arg->fin;
   st->in_control = arg->opcode >= 8;
   if (st->in_control) return; /* control frames interleave with a message */
+  if (arg->opcode != WSLAY_CONTINUATION_FRAME) st->compressed = wslay_get_rsv1(arg->rsv);
   st->msg_len = (arg->opcode == WSLAY_CONTINUATION_FRAME ? st->msg_len : 0) + arg->payload_length;
   if (st->msg_len > cfg->max_payload_size) {
     sl_app_payload_too_large(c, NULL, st->msg_len);
@@ -128,6 +149,8 @@ static void on_frame_start(wslay_event_context_ptr ws,
 }
 
 static void deliver(sl_conn *c, wslay_event_context_ptr ws, int opcode, const char *msg, size_t len);
+static void deliver_inflated(sl_conn *c, wslay_event_context_ptr ws, int opcode, const char *msg, size_t len);
+static void too_big(wslay_event_context_ptr ws, const char *why);
 
 static void on_chunk(wslay_event_context_ptr ws, const struct wslay_event_on_frame_recv_chunk_arg *arg,
                      void *ud) {
@@ -157,8 +180,32 @@ static void on_msg(wslay_event_context_ptr ws, const struct wslay_event_on_msg_r
   if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME) return;
   const char *msg = st->whole ? st->whole : st->msg.data ? st->msg.data : "";
   size_t len = st->whole ? st->whole_len : st->msg.len;
-  if (c->state == SL_CONN_OPEN) deliver(c, ws, arg->opcode, msg, len);
+  if (c->state == SL_CONN_OPEN) {
+    if (st->compressed) deliver_inflated(c, ws, arg->opcode, msg, len);
+    else deliver(c, ws, arg->opcode, msg, len);
+  }
   reset_message(st);
+}
+
+/* A compressed message: inflated within maxPayloadSize (a deflate bomb is
+ * refused before it is allocated), then delivered like any other. */
+static void deliver_inflated(sl_conn *c, wslay_event_context_ptr ws, int opcode, const char *msg, size_t len) {
+  static sl_sbuf inflated;
+  ws_state *st = c->proto;
+  size_t max = c->server->cfg.max_payload_size;
+  sl_sbuf_reset(&inflated);
+  sl_inflate_result r = sl_inflate_message(st->inflater, msg, len, max, st->pmd.client_no_context_takeover, &inflated);
+  if (r == SL_INFLATE_TOO_BIG) {
+    sl_app_payload_too_large(c, NULL, inflated.len);
+    too_big(ws, "Message too big");
+  } else if (r == SL_INFLATE_CORRUPT) {
+    sl_info("closing client %s: corrupt compressed message", c->id);
+    wslay_event_queue_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, (const uint8_t *)"Invalid compressed data", 23);
+    wslay_event_shutdown_read(ws);
+  } else {
+    deliver(c, ws, opcode, inflated.data ? inflated.data : "", inflated.len);
+  }
+  if (inflated.cap > 65536) sl_sbuf_free(&inflated);
 }
 
 static void deliver(sl_conn *c, wslay_event_context_ptr ws, int opcode, const char *msg, size_t len) {
@@ -242,6 +289,7 @@ static void ws_free(sl_conn *c) {
   if (!st) return;
   wslay_event_context_free(st->ws);
   sl_sbuf_free(&st->msg);
+  sl_inflater_free(st->inflater);
   free(st);
   c->proto = NULL;
 }
@@ -268,5 +316,14 @@ int sl_ws_attach(sl_conn *c) {
   wslay_event_config_set_no_buffering(st->ws, 1);
   c->proto = st;
   c->tp = &ws_transport;
+  c->wire = SL_WIRE_WS;
   return 0;
+}
+
+void sl_ws_enable_deflate(sl_conn *c, const sl_pmd *params) {
+  ws_state *st = c->proto;
+  if (!(st->inflater = sl_inflater_new(params->client_max_window_bits))) return;
+  st->pmd = *params;
+  wslay_event_config_set_allowed_rsv_bits(st->ws, WSLAY_RSV1_BIT);
+  c->wire = (uint8_t)(SL_WIRE_WS_DEFLATE + params->server_max_window_bits - 9);
 }

@@ -4,6 +4,7 @@
 #ifndef SL_WS_H
 #define SL_WS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,5 +18,11 @@ int sl_ws_attach(sl_conn *c);
 
 /* A complete unmasked server frame. Pure, for tests. */
 sl_buf *sl_ws_frame(int opcode, const void *payload, size_t len);
+/* The same with RSV1 set: a permessage-deflate compressed message. */
+sl_buf *sl_ws_frame_rsv1(int opcode, bool rsv1, const void *payload, size_t len);
+
+/* Makes c's WebSocket inflate and deflate messages as negotiated. */
+struct sl_pmd;
+void sl_ws_enable_deflate(sl_conn *c, const struct sl_pmd *params);
 
 #endif
