@@ -9,7 +9,7 @@
 #include "envelope.h"
 #include "json.h"
 #include "jsontext.h"
-#include "limits.h"
+#include "client_limits.h"
 #include "log.h"
 #include "lua_ctx.h"
 #include "lua_server.h"

@@ -79,6 +79,7 @@ typedef struct {
   void (*close)(sl_conn *c, uint16_t code, const char *reason);
   void (*ping)(sl_conn *c);
   void (*on_drained)(sl_conn *c); /* the queue emptied; may close */
+  void (*idle)(sl_conn *c);       /* quiet for a while: release what can be made again; may be NULL */
   void (*free)(sl_conn *c);       /* releases transport state */
 } sl_transport;
 

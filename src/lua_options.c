@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "client_limits.h"
 #include "log.h"
 #include "tls.h"
 #include "lua_server.h"

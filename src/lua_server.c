@@ -7,7 +7,7 @@
 #include "app.h"
 #include "envelope.h"
 #include "json.h"
-#include "limits.h"
+#include "client_limits.h"
 #include "log.h"
 #include "lua_options.h"
 #include "lua_ctx.h"

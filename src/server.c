@@ -4,12 +4,13 @@
 #include <string.h>
 
 #include "http.h"
-#include "limits.h"
+#include "client_limits.h"
 #include "log.h"
 #include "tcpproto.h"
 #include "tls.h"
 
 #define TICK_MS 100
+#define IDLE_MS 1000 /* a connection quiet this long gives back its parser state */
 #define MAX_PORT_TRIES 20
 #define READ_BUF_SIZE 65536
 
@@ -86,6 +87,7 @@ static void on_tick(uv_timer_t *t) {
         sl_conn_close(c, 1001, "heartbeat timeout");
       else if (ping)
         c->tp->ping(c);
+      if (now - c->last_seen > IDLE_MS && c->tp->idle && c->state == SL_CONN_OPEN) c->tp->idle(c);
     }
   }
 }

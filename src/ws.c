@@ -30,9 +30,56 @@ typedef struct {
   const char *whole;      /* or the one chunk that is the whole message */
   size_t whole_len;
   bool compressed;        /* the message being received has RSV1 set */
-  sl_pmd pmd;             /* negotiated permessage-deflate, when inflater is set */
-  sl_inflater *inflater;
+  bool deflate;           /* permessage-deflate was negotiated: pmd holds it */
+  sl_pmd pmd;
+  sl_inflater *inflater;  /* made on the first compressed message */
+  /* Where the input stands between frames, tracked beside wslay so that an
+   * idle connection can give its wslay context (~9 KiB) back and make a new
+   * one when it speaks again. */
+  uint8_t hdr[14];
+  uint8_t hdr_have;
+  uint64_t payload_left;
+  bool mid_message; /* a fragmented data message is not finished */
 } ws_state;
+
+static const struct wslay_event_callbacks callbacks;
+
+/* The connection's wslay context, made again if it was given back. */
+static wslay_event_context_ptr wsl(sl_conn *c) {
+  ws_state *st = c->proto;
+  if (st->ws) return st->ws;
+  if (wslay_event_context_server_init(&st->ws, &callbacks, c) != 0) return NULL;
+  wslay_event_config_set_max_recv_msg_length(st->ws, UINT64_MAX >> 1); /* see on_frame_start */
+  wslay_event_config_set_no_buffering(st->ws, 1);
+  if (st->deflate) wslay_event_config_set_allowed_rsv_bits(st->ws, WSLAY_RSV1_BIT);
+  return st->ws;
+}
+
+/* Follows frame boundaries in the bytes wslay is about to read. */
+static void track_frames(ws_state *st, const uint8_t *p, size_t n) {
+  while (n > 0) {
+    if (st->payload_left > 0) {
+      size_t take = n < st->payload_left ? n : (size_t)st->payload_left;
+      st->payload_left -= take, p += take, n -= take;
+      continue;
+    }
+    st->hdr[st->hdr_have++] = *p++, n--;
+    if (st->hdr_have < 2) continue;
+    uint8_t code = st->hdr[1] & 127;
+    size_t need = 2 + (code == 126 ? 2 : code == 127 ? 8 : 0) + ((st->hdr[1] & 0x80) ? 4 : 0);
+    if (st->hdr_have < need) continue;
+    uint64_t len = code;
+    if (code == 126) len = (uint64_t)st->hdr[2] << 8 | st->hdr[3];
+    if (code == 127) {
+      len = 0;
+      for (int i = 0; i < 8; i++) len = len << 8 | st->hdr[2 + i];
+    }
+    uint8_t opcode = st->hdr[0] & 15;
+    if (opcode < 8) st->mid_message = !(st->hdr[0] & 0x80);
+    st->payload_left = len;
+    st->hdr_have = 0;
+  }
+}
 
 static sl_sbuf scratch; /* payloads are assembled here, then framed */
 
@@ -194,6 +241,7 @@ static void deliver_inflated(sl_conn *c, wslay_event_context_ptr ws, int opcode,
   ws_state *st = c->proto;
   size_t max = c->server->cfg.max_payload_size;
   sl_sbuf_reset(&inflated);
+  if (!st->inflater && !(st->inflater = sl_inflater_new(st->pmd.client_max_window_bits))) return sl_conn_abort(c);
   sl_inflate_result r = sl_inflate_message(st->inflater, msg, len, max, st->pmd.client_no_context_takeover, &inflated);
   if (r == SL_INFLATE_TOO_BIG) {
     sl_app_payload_too_large(c, NULL, inflated.len);
@@ -234,6 +282,7 @@ static const struct wslay_event_callbacks callbacks = {
 /* After wslay sent or received a CLOSE: stop sending and dispatching, and
  * wait for the peer's CLOSE, bounded by a deadline. */
 static void follow_close(sl_conn *c, ws_state *st) {
+  if (!st->ws) return;
   if (!wslay_event_get_close_sent(st->ws) && wslay_event_get_read_enabled(st->ws)) return;
   if (c->state == SL_CONN_CLOSED) return;
   if (c->state != SL_CONN_CLOSING) {
@@ -245,13 +294,16 @@ static void follow_close(sl_conn *c, ws_state *st) {
 
 static void ws_read(sl_conn *c, const char *p, size_t n) {
   ws_state *st = c->proto;
-  if (!wslay_event_get_read_enabled(st->ws)) return; /* draining after a close */
+  wslay_event_context_ptr ws = wsl(c);
+  if (!ws) return sl_conn_abort(c);
+  if (!wslay_event_get_read_enabled(ws)) return; /* draining after a close */
+  track_frames(st, (const uint8_t *)p, n);
   st->in = p;
   st->in_len = n;
-  int r = wslay_event_recv(st->ws);
+  int r = wslay_event_recv(ws);
   st->in_len = 0;
   if (c->state == SL_CONN_CLOSED) return;
-  if (r == 0) r = wslay_event_send(st->ws);
+  if (r == 0) r = wslay_event_send(ws);
   if (r != 0 && r != WSLAY_ERR_CALLBACK_FAILURE) {
     sl_conn_abort(c);
     return;
@@ -260,11 +312,12 @@ static void ws_read(sl_conn *c, const char *p, size_t n) {
 }
 
 static void ws_close(sl_conn *c, uint16_t code, const char *reason) {
-  ws_state *st = c->proto;
+  wslay_event_context_ptr ws = wsl(c);
+  if (!ws) return sl_conn_abort(c);
   size_t rlen = reason ? strlen(reason) : 0;
   if (rlen > 123) rlen = 123;
-  wslay_event_queue_close(st->ws, code, (const uint8_t *)reason, rlen);
-  wslay_event_send(st->ws);
+  wslay_event_queue_close(ws, code, (const uint8_t *)reason, rlen);
+  wslay_event_send(ws);
   c->state = SL_CONN_CLOSING;
   c->deadline = sl_now_ms() + CLOSE_WAIT_MS;
   sl_conn_flush(c);
@@ -272,7 +325,7 @@ static void ws_close(sl_conn *c, uint16_t code, const char *reason) {
 
 static void ws_drained(sl_conn *c) {
   ws_state *st = c->proto;
-  if (c->state != SL_CONN_CLOSING) return;
+  if (c->state != SL_CONN_CLOSING || !st->ws) return;
   /* Both CLOSE frames are through: the TCP side may go. */
   if (wslay_event_get_close_received(st->ws) || !wslay_event_get_read_enabled(st->ws))
     sl_conn_shutdown(c);
@@ -282,6 +335,19 @@ static void ws_ping(sl_conn *c) {
   static sl_buf *ping;
   if (!ping && !(ping = sl_ws_frame(SL_WS_PING, NULL, 0))) return;
   sl_conn_enqueue(c, sl_buf_ref(ping));
+}
+
+/* Quiet for a while and between messages: give the parser state back. */
+static void ws_idle(sl_conn *c) {
+  ws_state *st = c->proto;
+  if (!st->ws || c->state != SL_CONN_OPEN || st->hdr_have || st->payload_left || st->mid_message) return;
+  wslay_event_context_free(st->ws);
+  st->ws = NULL;
+  sl_sbuf_free(&st->msg);
+  if (st->pmd.client_no_context_takeover) { /* nothing to remember between messages */
+    sl_inflater_free(st->inflater);
+    st->inflater = NULL;
+  }
 }
 
 static void ws_free(sl_conn *c) {
@@ -302,18 +368,13 @@ static const sl_transport ws_transport = {
     .close = ws_close,
     .ping = ws_ping,
     .on_drained = ws_drained,
+    .idle = ws_idle,
     .free = ws_free,
 };
 
 int sl_ws_attach(sl_conn *c) {
   ws_state *st = calloc(1, sizeof *st);
   if (!st) return -1;
-  if (wslay_event_context_server_init(&st->ws, &callbacks, c) != 0) {
-    free(st);
-    return -1;
-  }
-  wslay_event_config_set_max_recv_msg_length(st->ws, UINT64_MAX >> 1); /* see on_frame_start */
-  wslay_event_config_set_no_buffering(st->ws, 1);
   c->proto = st;
   c->tp = &ws_transport;
   c->wire = SL_WIRE_WS;
@@ -322,8 +383,8 @@ int sl_ws_attach(sl_conn *c) {
 
 void sl_ws_enable_deflate(sl_conn *c, const sl_pmd *params) {
   ws_state *st = c->proto;
-  if (!(st->inflater = sl_inflater_new(params->client_max_window_bits))) return;
   st->pmd = *params;
-  wslay_event_config_set_allowed_rsv_bits(st->ws, WSLAY_RSV1_BIT);
+  st->deflate = true;
+  if (st->ws) wslay_event_config_set_allowed_rsv_bits(st->ws, WSLAY_RSV1_BIT);
   c->wire = (uint8_t)(SL_WIRE_WS_DEFLATE + params->server_max_window_bits - 9);
 }

@@ -2,8 +2,8 @@
  * maxConnectionsPerIP or a script's customIPTracker), and the message rate
  * limits (a per-client override, per-event limits, the global limit or a
  * script's customRateLimiter), each with the v3 hook that may soften it. */
-#ifndef SL_LIMITS_H
-#define SL_LIMITS_H
+#ifndef SL_CLIENT_LIMITS_H
+#define SL_CLIENT_LIMITS_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-#include "limits.h"
+#include "client_limits.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
