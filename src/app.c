@@ -37,7 +37,7 @@ static void assign_id(sl_conn *c) {
   lua_State *L = sl_vm_state();
   if (!sl_lua_has(c->server, SL_SLOT_GENERATE_ID)) return own_id(c);
   sl_lua_push_handler(L, c->server, "options", "generateClientId");
-  if (!lua_isfunction(L, -1) || sl_vm_call("generateClientId", NULL, NULL, 0, 1) != 0) {
+  if (!lua_isfunction(L, -1) || sl_vm_call(L, "generateClientId", NULL, NULL, 0, 1) != 0) {
     lua_pop(L, 1);
     return own_id(c);
   }
@@ -57,22 +57,22 @@ static void assign_id(sl_conn *c) {
 sl_conn *sl_app_find_client(sl_server *s, const char *id) { return sl_map_get(&s->clients, id, strlen(id)); }
 
 void sl_app_payload_too_large(sl_conn *c, const char *event, size_t size) {
+  lua_State *L = sl_vm_state();
   sl_info("client %s sent %zu bytes, over maxPayloadSize", c->id, size);
-  if (!sl_app_push_hook(c->server, SL_HOOK_PAYLOAD_TOO_LARGE)) return;
-  sl_app_info_string("clientId", c->id);
-  if (event) sl_app_info_string("event", event);
-  sl_app_info_number("size", (double)size);
-  sl_app_info_number("max", (double)c->server->cfg.max_payload_size);
-  sl_app_call_hook(SL_HOOK_PAYLOAD_TOO_LARGE, c->id);
+  if (!sl_app_push_hook(L, c->server, SL_HOOK_PAYLOAD_TOO_LARGE)) return;
+  sl_app_info_string(L, "clientId", c->id);
+  if (event) sl_app_info_string(L, "event", event);
+  sl_app_info_number(L, "size", (double)size);
+  sl_app_info_number(L, "max", (double)c->server->cfg.max_payload_size);
+  sl_app_call_hook(L, SL_HOOK_PAYLOAD_TOO_LARGE, c->id);
 }
 
 /* ---- hooks: hooks.<name>(info) ---- */
 
 const char *sl_app_protocol(const sl_conn *c) { return c->is_tcp ? "tcp" : "ws"; }
 
-bool sl_app_push_hook(sl_server *s, sl_hook hook) {
+bool sl_app_push_hook(lua_State *L, sl_server *s, sl_hook hook) {
   if (!sl_lua_has_hook(s, hook)) return false;
-  lua_State *L = sl_vm_state();
   sl_lua_push_handler(L, s, "hooks", sl_hook_names[hook]);
   if (lua_isfunction(L, -1)) {
     lua_createtable(L, 0, 4);
@@ -82,9 +82,8 @@ bool sl_app_push_hook(sl_server *s, sl_hook hook) {
   return false;
 }
 
-sl_hook_result sl_app_call_hook(sl_hook hook, const char *client_id) {
-  lua_State *L = sl_vm_state();
-  if (sl_vm_call("hook", sl_hook_names[hook], client_id, 1, 1) != 0) {
+sl_hook_result sl_app_call_hook(lua_State *L, sl_hook hook, const char *client_id) {
+  if (sl_vm_call(L, "hook", sl_hook_names[hook], client_id, 1, 1) != 0) {
     lua_pop(L, 1);
     return SL_HOOK_FAILED;
   }
@@ -93,14 +92,12 @@ sl_hook_result sl_app_call_hook(sl_hook hook, const char *client_id) {
   return r;
 }
 
-void sl_app_info_string(const char *key, const char *value) {
-  lua_State *L = sl_vm_state();
+void sl_app_info_string(lua_State *L, const char *key, const char *value) {
   lua_pushstring(L, value);
   lua_setfield(L, -2, key);
 }
 
-void sl_app_info_number(const char *key, double value) {
-  lua_State *L = sl_vm_state();
+void sl_app_info_number(lua_State *L, const char *key, double value) {
   lua_pushnumber(L, value);
   lua_setfield(L, -2, key);
 }
@@ -208,12 +205,13 @@ static bool push_fn(lua_State *L, sl_server *s, const char *group, const char *n
 }
 
 void sl_app_invalid(sl_conn *c, const char *why) {
+  lua_State *L = sl_vm_state();
   sl_debug("ignored a message from %s: %s", c->id, why);
-  if (!sl_app_push_hook(c->server, SL_HOOK_INVALID_MESSAGE)) return;
-  sl_app_info_string("clientId", c->id);
-  sl_app_info_string("reason", why);
-  sl_app_info_string("protocol", sl_app_protocol(c));
-  sl_app_call_hook(SL_HOOK_INVALID_MESSAGE, c->id);
+  if (!sl_app_push_hook(L, c->server, SL_HOOK_INVALID_MESSAGE)) return;
+  sl_app_info_string(L, "clientId", c->id);
+  sl_app_info_string(L, "reason", why);
+  sl_app_info_string(L, "protocol", sl_app_protocol(c));
+  sl_app_call_hook(L, SL_HOOK_INVALID_MESSAGE, c->id);
 }
 
 static void accept_client(sl_conn *c);
@@ -257,14 +255,14 @@ static void take_forwarded_address(sl_conn *c, const sl_http_req *req) {
 }
 
 static void client_connect_hook(sl_conn *c) {
-  if (!sl_app_push_hook(c->server, SL_HOOK_CLIENT_CONNECT)) return;
   lua_State *L = sl_vm_state();
-  sl_app_info_string("clientId", c->id);
-  sl_app_info_string("ip", c->remote);
-  sl_app_info_string("protocol", sl_app_protocol(c));
+  if (!sl_app_push_hook(L, c->server, SL_HOOK_CLIENT_CONNECT)) return;
+  sl_app_info_string(L, "clientId", c->id);
+  sl_app_info_string(L, "ip", c->remote);
+  sl_app_info_string(L, "protocol", sl_app_protocol(c));
   sl_ctx_push_meta(L, c);
   lua_setfield(L, -2, "metadata");
-  sl_app_call_hook(SL_HOOK_CLIENT_CONNECT, c->id);
+  sl_app_call_hook(L, SL_HOOK_CLIENT_CONNECT, c->id);
 }
 
 void sl_app_client_opened(sl_conn *c, const sl_http_req *req) {
@@ -377,7 +375,7 @@ static bool reserved(sl_conn *c, const char *e, const char *data, size_t len) {
     if (!data || data[0] != '"' || !sl_jt_string(data, data + len, &room) || room.len == 0)
       sl_app_invalid(c, "room name must be a non-empty string");
     else
-      (join ? sl_app_join : sl_app_leave)(c, room.data, room.len, 1);
+      (join ? sl_app_join : sl_app_leave)(sl_vm_state(), c, room.data, room.len, 1);
     sl_sbuf_free(&room);
     return true;
   }
@@ -481,40 +479,39 @@ static void reply(sl_conn *c, const char *event, const char *room, size_t len) {
 }
 
 /* A hook about a room: {clientId, room} and, for `extra`, one more number. */
-static sl_hook_result room_hook(sl_conn *c, sl_hook hook, const char *room, size_t len, const char *extra,
+static sl_hook_result room_hook(lua_State *L, sl_conn *c, sl_hook hook, const char *room, size_t len, const char *extra,
                                 double extra_value, double max) {
-  if (!sl_app_push_hook(c->server, hook)) return SL_HOOK_OK;
-  lua_State *L = sl_vm_state();
-  sl_app_info_string("clientId", c->id);
+  if (!sl_app_push_hook(L, c->server, hook)) return SL_HOOK_OK;
+  sl_app_info_string(L, "clientId", c->id);
   lua_pushlstring(L, room, len);
   lua_setfield(L, -2, "room");
   if (extra) {
-    sl_app_info_number(extra, extra_value);
-    sl_app_info_number("max", max);
+    sl_app_info_number(L, extra, extra_value);
+    sl_app_info_number(L, "max", max);
   } else if (hook == SL_HOOK_CLIENT_JOIN_ROOM) {
     sl_ctx_push_meta(L, c);
     lua_setfield(L, -2, "metadata");
   }
-  return sl_app_call_hook(hook, c->id);
+  return sl_app_call_hook(L, hook, c->id);
 }
 
-int sl_app_join(sl_conn *c, const char *room, size_t len, int want_reply) {
+int sl_app_join(lua_State *L, sl_conn *c, const char *room, size_t len, int want_reply) {
   sl_server *s = c->server;
   if (len == 0 || len > SL_EVENT_NAME_MAX) return -1;
   bool member = sl_room_set_has(&c->rooms, room, len);
-  if (room_hook(c, SL_HOOK_CLIENT_JOIN_ROOM, room, len, NULL, 0, 0) == SL_HOOK_VETO) {
+  if (room_hook(L, c, SL_HOOK_CLIENT_JOIN_ROOM, room, len, NULL, 0, 0) == SL_HOOK_VETO) {
     sl_info("client %s may not join %.*s: refused by onClientJoinRoom", c->id, (int)len, room);
     return -1;
   }
   if (!member && c->rooms.count >= s->cfg.max_rooms_per_client) {
     sl_info("client %s may not join %.*s: maxRoomsPerClient reached", c->id, (int)len, room);
-    room_hook(c, SL_HOOK_MAX_ROOMS_PER_CLIENT_REACHED, room, len, "currentRooms", c->rooms.count,
+    room_hook(L, c, SL_HOOK_MAX_ROOMS_PER_CLIENT_REACHED, room, len, "currentRooms", c->rooms.count,
               s->cfg.max_rooms_per_client);
     return -1;
   }
   if (!member && !sl_rooms_find(&s->rooms, room, len) && sl_rooms_count(&s->rooms) >= s->cfg.max_rooms) {
     sl_info("client %s may not create room %.*s: maxRooms reached", c->id, (int)len, room);
-    room_hook(c, SL_HOOK_MAX_ROOMS_REACHED, room, len, "totalRooms", (double)sl_rooms_count(&s->rooms),
+    room_hook(L, c, SL_HOOK_MAX_ROOMS_REACHED, room, len, "totalRooms", (double)sl_rooms_count(&s->rooms),
               s->cfg.max_rooms);
     return -1;
   }
@@ -523,8 +520,8 @@ int sl_app_join(sl_conn *c, const char *room, size_t len, int want_reply) {
   return 0;
 }
 
-int sl_app_leave(sl_conn *c, const char *room, size_t len, int want_reply) {
-  if (room_hook(c, SL_HOOK_CLIENT_LEAVE_ROOM, room, len, NULL, 0, 0) == SL_HOOK_VETO) {
+int sl_app_leave(lua_State *L, sl_conn *c, const char *room, size_t len, int want_reply) {
+  if (room_hook(L, c, SL_HOOK_CLIENT_LEAVE_ROOM, room, len, NULL, 0, 0) == SL_HOOK_VETO) {
     sl_info("client %s may not leave %.*s: refused by onClientLeaveRoom", c->id, (int)len, room);
     return -1;
   }
@@ -549,14 +546,14 @@ void sl_app_to_room(sl_server *s, const char *name, size_t len, sl_msg *m, const
 /* ---- departure ---- */
 
 static void client_disconnect_hook(sl_conn *c) {
-  if (!sl_app_push_hook(c->server, SL_HOOK_CLIENT_DISCONNECT)) return;
   lua_State *L = sl_vm_state();
-  sl_app_info_string("clientId", c->id);
-  sl_app_info_string("ip", c->remote);
-  sl_app_info_string("protocol", sl_app_protocol(c));
+  if (!sl_app_push_hook(L, c->server, SL_HOOK_CLIENT_DISCONNECT)) return;
+  sl_app_info_string(L, "clientId", c->id);
+  sl_app_info_string(L, "ip", c->remote);
+  sl_app_info_string(L, "protocol", sl_app_protocol(c));
   push_room_names(L, c);
   lua_setfield(L, -2, "rooms");
-  sl_app_call_hook(SL_HOOK_CLIENT_DISCONNECT, c->id);
+  sl_app_call_hook(L, SL_HOOK_CLIENT_DISCONNECT, c->id);
 }
 
 void sl_app_client_gone(sl_conn *c) {
@@ -591,7 +588,7 @@ void sl_app_shutdown_callbacks(sl_server *s, const char *signal, bool forced) {
     lua_rawgeti(L, -1, i);
     lua_pushstring(L, signal);
     lua_pushboolean(L, forced);
-    sl_vm_call("onShutdown", NULL, NULL, 2, 0);
+    sl_vm_call(L, "onShutdown", NULL, NULL, 2, 0);
   }
   lua_pop(L, 1);
 }
@@ -640,7 +637,7 @@ void sl_app_push_stats(lua_State *L, sl_server *s) {
   NUM("uptime", s->started ? sl_now_ms() - st->started_at : 0);
   NUM("wsConnections", st->ws);
   NUM("tcpConnections", st->tcp);
-  NUM("rateLimiterEntries", sl_limits_entries(s));
+  NUM("rateLimiterEntries", sl_limits_entries(L, s));
   NUM("tlsHandshakeFailures", st->tls_failures);
   lua_createtable(L, 0, 2);
   NUM("rss", rss);
@@ -685,7 +682,7 @@ bool sl_app_custom_health(sl_server *s, const sl_http_req *r, int *status, sl_sb
   sl_app_push_stats(L, s);
   *status = 500;
   sl_sbuf_puts(content_type, "text/plain");
-  if (sl_vm_call("customHealthHandler", NULL, NULL, 2, 3) != 0) {
+  if (sl_vm_call(L, "customHealthHandler", NULL, NULL, 2, 3) != 0) {
     sl_sbuf_puts(body, "health handler failed\n");
     lua_pop(L, 3);
     return true;

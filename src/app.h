@@ -48,19 +48,19 @@ const char *sl_app_protocol(const sl_conn *c);
 /* Hooks take one info table, as in v3: push the hook and a fresh table
  * (false when the script has no such hook), fill the table, then call. */
 typedef enum { SL_HOOK_OK, SL_HOOK_VETO, SL_HOOK_FAILED } sl_hook_result;
-bool sl_app_push_hook(sl_server *s, sl_hook hook);
-void sl_app_info_string(const char *key, const char *value);
-void sl_app_info_number(const char *key, double value);
+bool sl_app_push_hook(lua_State *L, sl_server *s, sl_hook hook);
+void sl_app_info_string(lua_State *L, const char *key, const char *value);
+void sl_app_info_number(lua_State *L, const char *key, double value);
 /* SL_HOOK_VETO when the hook returned false; errors are logged. */
-sl_hook_result sl_app_call_hook(sl_hook hook, const char *client_id);
+sl_hook_result sl_app_call_hook(lua_State *L, sl_hook hook, const char *client_id);
 
 /* From the connection's close callback: rooms, client table, onDisconnect. */
 void sl_app_client_gone(sl_conn *c);
 
 /* Joins or leaves a room on the client's behalf; replies as v3 does when
  * reply is set. Returns 0, or -1 when refused. */
-int sl_app_join(sl_conn *c, const char *room, size_t len, int reply);
-int sl_app_leave(sl_conn *c, const char *room, size_t len, int reply);
+int sl_app_join(lua_State *L, sl_conn *c, const char *room, size_t len, int reply);
+int sl_app_leave(lua_State *L, sl_conn *c, const char *room, size_t len, int reply);
 
 /* Sends to every open client (but exclude), or every member of room. */
 void sl_app_broadcast(sl_server *s, sl_msg *m, const sl_conn *exclude);

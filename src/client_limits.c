@@ -43,7 +43,7 @@ static bool call_tracker(sl_server *s, const char *method, const char *ip) {
   lua_getfield(L, -1, method);
   lua_insert(L, -2); /* tracker as self */
   lua_pushstring(L, ip);
-  sl_vm_call("customIPTracker", method, NULL, 2, 1);
+  sl_vm_call(L, "customIPTracker", method, NULL, 2, 1);
   return true;
 }
 
@@ -73,13 +73,14 @@ static bool ip_admit(sl_conn *c) {
 
 const char *sl_limits_admit(sl_conn *c) {
   sl_server *s = c->server;
+  lua_State *L = sl_vm_state();
   if (s->stats.active >= s->cfg.max_connections) {
     sl_warn("refused %s: maxConnections (%u) reached", c->remote, s->cfg.max_connections);
-    if (sl_app_push_hook(s, SL_HOOK_MAX_CONNECTIONS_REACHED)) {
-      sl_app_info_number("activeConnections", s->stats.active);
-      sl_app_info_number("max", s->cfg.max_connections);
-      sl_app_info_string("ip", c->remote);
-      sl_app_call_hook(SL_HOOK_MAX_CONNECTIONS_REACHED, NULL);
+    if (sl_app_push_hook(L, s, SL_HOOK_MAX_CONNECTIONS_REACHED)) {
+      sl_app_info_number(L, "activeConnections", s->stats.active);
+      sl_app_info_number(L, "max", s->cfg.max_connections);
+      sl_app_info_string(L, "ip", c->remote);
+      sl_app_call_hook(L, SL_HOOK_MAX_CONNECTIONS_REACHED, NULL);
     }
     return "Server full";
   }
@@ -126,7 +127,7 @@ void sl_limits_release(sl_conn *c) {
     if (lua_isfunction(L, -1)) {
       lua_pushvalue(L, -2);
       lua_pushstring(L, c->id);
-      sl_vm_call("customRateLimiter", "reset", c->id, 2, 0);
+      sl_vm_call(L, "customRateLimiter", "reset", c->id, 2, 0);
     } else {
       lua_pop(L, 1);
     }
@@ -172,7 +173,7 @@ static bool take_custom(sl_conn *c, bool *used) {
   lua_insert(L, -2);
   lua_pushstring(L, c->id);
   lua_pushinteger(L, 1);
-  if (sl_vm_call("customRateLimiter", "check", c->id, 3, 1) != 0) {
+  if (sl_vm_call(L, "customRateLimiter", "check", c->id, 3, 1) != 0) {
     lua_pop(L, 1);
     return true;
   }
@@ -198,11 +199,12 @@ static bool within_rate(sl_conn *c, const char *event) {
 
 bool sl_limits_allow(sl_conn *c, const char *event) {
   if (within_rate(c, event)) return true;
-  if (sl_app_push_hook(c->server, SL_HOOK_RATE_LIMIT_EXCEEDED)) {
-    sl_app_info_string("clientId", c->id);
-    if (event) sl_app_info_string("event", event);
-    sl_app_info_string("protocol", sl_app_protocol(c));
-    if (sl_app_call_hook(SL_HOOK_RATE_LIMIT_EXCEEDED, c->id) == SL_HOOK_VETO) return false;
+  lua_State *L = sl_vm_state();
+  if (sl_app_push_hook(L, c->server, SL_HOOK_RATE_LIMIT_EXCEEDED)) {
+    sl_app_info_string(L, "clientId", c->id);
+    if (event) sl_app_info_string(L, "event", event);
+    sl_app_info_string(L, "protocol", sl_app_protocol(c));
+    if (sl_app_call_hook(L, SL_HOOK_RATE_LIMIT_EXCEEDED, c->id) == SL_HOOK_VETO) return false;
   }
   sl_info("closing client %s: rate limit exceeded%s%s", c->id, event ? " on " : "", event ? event : "");
   sl_conn_close(c, 1008, "Rate limit exceeded");
@@ -250,14 +252,13 @@ void sl_limits_free(sl_server *s) {
   free_values(&s->client_rates);
 }
 
-double sl_limits_entries(sl_server *s) {
-  lua_State *L = sl_vm_state();
+double sl_limits_entries(lua_State *L, sl_server *s) {
   sl_lua_push_handler(L, s, "options", "customRateLimiter");
   if (lua_istable(L, -1)) {
     lua_getfield(L, -1, "size");
     if (lua_isfunction(L, -1)) {
       lua_pushvalue(L, -2);
-      if (sl_vm_call("customRateLimiter", "size", NULL, 1, 1) == 0 && lua_isnumber(L, -1)) {
+      if (sl_vm_call(L, "customRateLimiter", "size", NULL, 1, 1) == 0 && lua_isnumber(L, -1)) {
         double n = lua_tonumber(L, -1);
         lua_pop(L, 2);
         return n;

@@ -6,6 +6,7 @@
 #define SL_CLIENT_LIMITS_H
 
 #include <stdbool.h>
+#include <lua.h>
 #include <stdint.h>
 
 #include "conn.h"
@@ -28,6 +29,6 @@ int sl_limits_set_client_rate(sl_server *s, const char *id, sl_rate rate);
 void sl_limits_free_event_rates(sl_server *s);
 void sl_limits_free(sl_server *s);
 /* Buckets in use, for getStats().rateLimiterEntries. */
-double sl_limits_entries(sl_server *s);
+double sl_limits_entries(lua_State *L, sl_server *s);
 
 #endif

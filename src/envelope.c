@@ -2,7 +2,6 @@
 
 #include <string.h>
 
-#include <cjson/cJSON.h>
 #include <stdbool.h>
 
 #include "json.h"
@@ -64,25 +63,15 @@ sl_env_status sl_envelope_parse(const char *text, size_t len, sl_envelope *env) 
   return SL_ENV_OK;
 }
 
-static const char *nonempty_string(const cJSON *obj, const char *key) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  if (!cJSON_IsString(v) || !v->valuestring[0]) return NULL;
-  return v->valuestring;
-}
-
 sl_env_status sl_binary_parse(const uint8_t *msg, size_t len, sl_binary_msg *out) {
   if (len < 4) return SL_ENV_BAD_BINARY_HEADER;
   uint32_t hlen = (uint32_t)msg[0] << 24 | (uint32_t)msg[1] << 16 | (uint32_t)msg[2] << 8 | msg[3];
   if (hlen == 0 || hlen > len - 4) return SL_ENV_BAD_BINARY_HEADER;
-  cJSON *header = cJSON_ParseWithLength((const char *)msg + 4, hlen);
-  const char *event = header ? nonempty_string(header, "event") : NULL;
-  size_t elen = event ? strlen(event) : 0;
-  if (!event || elen > SL_EVENT_NAME_MAX) {
-    cJSON_Delete(header);
-    return SL_ENV_BAD_BINARY_HEADER;
-  }
-  memcpy(out->event, event, elen + 1);
-  cJSON_Delete(header);
+  sl_envelope header;
+  memset(&header, 0, sizeof header);
+  const char *text = (const char *)msg + 4;
+  if (sl_jt_object(text, hlen, take_member, &header) != 0 || !header.event[0]) return SL_ENV_BAD_BINARY_HEADER;
+  memcpy(out->event, header.event, sizeof out->event);
   out->payload = msg + 4 + hlen;
   out->payload_len = len - 4 - hlen;
   return SL_ENV_OK;

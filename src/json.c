@@ -43,7 +43,7 @@ static const char *decode_number(decoder *d, const char *p) {
     long long v = 0;
     const char *q = p + (*p == '-');
     while (q < end) v = v * 10 + (*q++ - '0');
-    lua_pushnumber(d->L, (lua_Number)(*p == '-' ? -v : v));
+    lua_pushnumber(d->L, *p == '-' ? -(lua_Number)v : (lua_Number)v); /* -0 stays -0 */
     return end;
   }
   sl_sbuf_reset(&d->scratch);
@@ -90,7 +90,7 @@ static const char *decode_object(decoder *d, const char *p, int depth) {
 }
 
 static const char *decode_value(decoder *d, const char *p, int depth) {
-  if (p >= d->end || depth > SL_JSON_MAX_NESTING) return NULL;
+  if (p >= d->end || depth >= SL_JSON_MAX_NESTING) return NULL;
   if (!lua_checkstack(d->L, 4)) return NULL;
   const char *q;
   switch (*p) {

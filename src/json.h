@@ -12,13 +12,17 @@
 
 #include "buf.h"
 
-#define SL_JSON_MAX_DEPTH 128
+#include "jsontext.h"
+
+/* The most levels of nesting read or written, the same both ways so that
+ * whatever a client may send can be sent back. */
+#define SL_JSON_MAX_DEPTH SL_JSON_MAX_NESTING
 
 /* Lua registry key of the metatable that marks a table as a JSON array. */
 #define SL_JSON_ARRAY_MT "stelar.array"
 
-/* Parses text and pushes its Lua form; on invalid JSON (or nesting deeper
- * than SL_JSON_MAX_NESTING) pushes nothing and returns -1. Arrays get the
+/* Parses text and pushes its Lua form; on invalid JSON (or more than
+ * SL_JSON_MAX_DEPTH levels of nesting) pushes nothing and returns -1. Arrays get the
  * array metatable so that an empty one encodes back as []. */
 int sl_json_decode(lua_State *L, const char *text, size_t len);
 

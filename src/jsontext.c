@@ -125,7 +125,7 @@ static const char *container(const char *p, const char *end, int depth, char clo
 }
 
 const char *sl_jt_skip(const char *p, const char *end, int depth) {
-  if (p >= end || depth > SL_JSON_MAX_NESTING) return NULL;
+  if (p >= end || depth >= SL_JSON_MAX_NESTING) return NULL;
   switch (*p) {
   case '{': return container(p, end, depth, '}');
   case '[': return container(p, end, depth, ']');

@@ -12,7 +12,8 @@
 
 const char *sl_jt_ws(const char *p, const char *end);
 /* The end of the well-formed value starting at p (no leading space), or
- * NULL when it is malformed or nested deeper than SL_JSON_MAX_NESTING. */
+ * NULL when it is malformed or holds more than SL_JSON_MAX_NESTING levels
+ * of arrays and objects (depth counts from 0 at the top). */
 const char *sl_jt_skip(const char *p, const char *end, int depth);
 /* The end of the string starting at p (at its quote); appends its
  * unescaped UTF-8 to out when out is not NULL. NULL when malformed. */

@@ -105,13 +105,13 @@ static int sl_ctx_send(lua_State *L) {
   return sent(L, &m, c ? sl_conn_send(c, &m) : -1);
 }
 
-static int room_op(lua_State *L, int (*op)(sl_conn *, const char *, size_t, int)) {
+static int room_op(lua_State *L, int (*op)(lua_State *, sl_conn *, const char *, size_t, int)) {
   sl_ctx *ctx = check_ctx(L);
   size_t len;
   const char *room = luaL_checklstring(L, 2, &len);
   sl_conn *c = live_conn(ctx);
   if (!c) return closed(L);
-  if (op(c, room, len, 0) != 0) {
+  if (op(L, c, room, len, 0) != 0) {
     lua_pushnil(L);
     lua_pushliteral(L, "refused");
     return 2;

@@ -154,13 +154,13 @@ static const sl_conn *optional_exclude(lua_State *L, sl_server *s, int idx) {
 }
 
 bool sl_lua_broadcast_allowed(lua_State *L, sl_server *s, int event_idx, int data_idx, const char *exclude_id) {
-  if (!sl_app_push_hook(s, SL_HOOK_BEFORE_BROADCAST)) return true;
+  if (!sl_app_push_hook(L, s, SL_HOOK_BEFORE_BROADCAST)) return true;
   lua_pushvalue(L, event_idx);
   lua_setfield(L, -2, "event");
   lua_pushvalue(L, data_idx);
   lua_setfield(L, -2, "data");
-  if (exclude_id) sl_app_info_string("excludeId", exclude_id);
-  return sl_app_call_hook(SL_HOOK_BEFORE_BROADCAST, NULL) != SL_HOOK_VETO;
+  if (exclude_id) sl_app_info_string(L, "excludeId", exclude_id);
+  return sl_app_call_hook(L, SL_HOOK_BEFORE_BROADCAST, NULL) != SL_HOOK_VETO;
 }
 
 static int sl_server_broadcast(lua_State *L) {

@@ -133,8 +133,7 @@ int sl_vm_run_script(const char *path) {
   return 0;
 }
 
-int sl_vm_call(const char *kind, const char *name, const char *client_id, int nargs, int nres) {
-  lua_State *L = vm.L;
+int sl_vm_call(lua_State *L, const char *kind, const char *name, const char *client_id, int nargs, int nres) {
   int fn = lua_gettop(L) - nargs;
   lua_pushcfunction(L, traceback);
   lua_insert(L, fn);

@@ -71,7 +71,7 @@ sl_task *sl_task_current(lua_State *L);
  * traceback handler, for code that must answer at once (hooks, id
  * generators): it cannot wait. Returns 0 with nres results pushed, or -1
  * with the error logged and nres nils pushed. */
-int sl_vm_call(const char *kind, const char *name, const char *client_id, int nargs, int nres);
+int sl_vm_call(lua_State *L, const char *kind, const char *name, const char *client_id, int nargs, int nres);
 
 /* Logs a Lua error with its traceback: "<kind> <name> client=<id>: <msg>". */
 void sl_vm_log_error(const sl_task *t, const char *msg, const char *traceback);

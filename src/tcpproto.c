@@ -9,6 +9,7 @@
 #include "jsontext.h"
 #include "utf8.h"
 #include "log.h"
+#include "lua_vm.h"
 #include "server.h"
 
 #define KEEP_BUF_MAX 65536 /* a larger partial-frame buffer is freed after use */
@@ -232,7 +233,7 @@ static void json_event(sl_conn *c, const sl_tcp_frame *f, const char *name) {
 static void room_frame(sl_conn *c, const sl_tcp_frame *f, bool join) {
   const char *room = (const char *)f->payload;
   if (f->payload_len == 0) return sl_app_invalid(c, "room name must not be empty");
-  (join ? sl_app_join : sl_app_leave)(c, room, f->payload_len, 1);
+  (join ? sl_app_join : sl_app_leave)(sl_vm_state(), c, room, f->payload_len, 1);
 }
 
 static int on_frame(void *ud, const sl_tcp_frame *f) {

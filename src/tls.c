@@ -112,10 +112,12 @@ static const sl_transport handshake_transport = {
     .free = hs_nothing,
 };
 
+/* The alert SSL queued goes out before the socket closes. */
 static void handshake_failed(sl_conn *c) {
   c->server->stats.tls_failures++;
   sl_info("TLS handshake with %s failed: %s", c->remote, ssl_error_text());
-  sl_conn_abort(c);
+  sl_conn_flush(c);
+  sl_conn_shutdown(c);
 }
 
 void sl_tls_attach(sl_conn *c, sl_tls_ctx *t, void (*ready)(sl_conn *c)) {
@@ -137,6 +139,7 @@ void sl_tls_attach(sl_conn *c, sl_tls_ctx *t, void (*ready)(sl_conn *c)) {
 }
 
 static bool handshake(sl_conn *c, sl_tls *tls) {
+  if (c->state != SL_CONN_HTTP) return false; /* failed already: draining */
   int r = SSL_do_handshake(tls->ssl);
   flush_out(c, tls);
   if (r == 1) {

@@ -227,7 +227,9 @@ static void on_msg(wslay_event_context_ptr ws, const struct wslay_event_on_msg_r
   if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME) return;
   const char *msg = st->whole ? st->whole : st->msg.data ? st->msg.data : "";
   size_t len = st->whole ? st->whole_len : st->msg.len;
-  if (c->state == SL_CONN_OPEN) {
+  /* A message refused mid-way (too big, bad UTF-8) still completes inside
+   * wslay's loop: reading was shut then, and it is not dispatched. */
+  if (c->state == SL_CONN_OPEN && wslay_event_get_read_enabled(ws)) {
     if (st->compressed) deliver_inflated(c, ws, arg->opcode, msg, len);
     else deliver(c, ws, arg->opcode, msg, len);
   }
