@@ -639,6 +639,7 @@ void sl_app_push_stats(lua_State *L, sl_server *s) {
   NUM("tcpConnections", st->tcp);
   NUM("rateLimiterEntries", sl_limits_entries(L, s));
   NUM("tlsHandshakeFailures", st->tls_failures);
+  NUM("framesEncoded", st->frames_encoded);
   lua_createtable(L, 0, 2);
   NUM("rss", rss);
   NUM("luaHeap", lua_gc(L, LUA_GCCOUNT, 0) * 1024.0 + lua_gc(L, LUA_GCCOUNTB, 0));

@@ -126,7 +126,10 @@ static void overflow(sl_conn *c) {
 int sl_conn_send(sl_conn *c, sl_msg *m) {
   if (!sl_conn_sending(c)) return -1;
   sl_buf *wire = m->wire[c->wire];
-  if (!wire && !(wire = m->wire[c->wire] = c->tp->encode(m, c->wire))) return -1;
+  if (!wire) {
+    if (!(wire = m->wire[c->wire] = c->tp->encode(m, c->wire))) return -1;
+    c->server->stats.frames_encoded++;
+  }
   sl_conn_enqueue(c, sl_buf_ref(wire));
   c->msgs_out++;
   c->server->stats.messages_sent++;

@@ -36,6 +36,7 @@ typedef struct {
   uint64_t messages_received, messages_sent;
   uint32_t active, ws, tcp;
   uint64_t tls_failures;
+  uint64_t frames_encoded; /* wire forms built: once per message and form, not per recipient */
   uint64_t started_at; /* ms */
 } sl_stats;
 
