@@ -243,8 +243,12 @@ static int on_frame(void *ud, const sl_tcp_frame *f) {
   memcpy(name, f->event, f->event_len);
   name[f->event_len] = '\0';
   bool message = f->type == SL_TCP_JSON || f->type == SL_TCP_BINARY || f->type == SL_TCP_ACK_REQ;
-  bool charged = message || f->type == SL_TCP_JOIN || f->type == SL_TCP_LEAVE;
-  if (charged && !sl_app_received(c, message ? name : NULL)) return c->state != SL_CONN_OPEN;
+  /* JOIN and LEAVE are join-room and leave-room events, limits included. */
+  const char *charged = message ? name
+                        : f->type == SL_TCP_JOIN  ? "join-room"
+                        : f->type == SL_TCP_LEAVE ? "leave-room"
+                                                  : NULL;
+  if (charged && !sl_app_received(c, charged)) return c->state != SL_CONN_OPEN;
   if (message && f->payload_len > c->server->cfg.max_payload_size) {
     sl_app_payload_too_large(c, name, f->payload_len);
     return c->state != SL_CONN_OPEN;
