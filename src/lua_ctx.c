@@ -123,9 +123,19 @@ static int room_op(lua_State *L, int (*op)(lua_State *, sl_conn *, const char *,
 static int sl_ctx_join_room(lua_State *L) { return room_op(L, sl_app_join); }
 static int sl_ctx_leave_room(lua_State *L) { return room_op(L, sl_app_leave); }
 
+/* The client's metadata table, made on first use: most clients never have
+ * any, and an empty table per connection is memory for nothing. */
 static void push_meta(lua_State *L) {
+  sl_ctx *ctx = lua_touserdata(L, 1);
   lua_getfenv(L, 1);
   lua_rawgeti(L, -1, ENV_META);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    if (ctx->conn) sl_ctx_push_meta(L, ctx->conn);
+    else lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, ENV_META);
+  }
   lua_remove(L, -2);
 }
 
@@ -269,8 +279,10 @@ static sl_ctx *new_ctx(lua_State *L, sl_conn *c) {
   luaL_getmetatable(L, CTX_MT);
   lua_setmetatable(L, -2);
   lua_createtable(L, 4, 0);
-  sl_ctx_push_meta(L, c);
-  lua_rawseti(L, -2, ENV_META);
+  if (c->meta_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->meta_ref);
+    lua_rawseti(L, -2, ENV_META);
+  }
   if (c->req_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->req_ref);
     lua_rawseti(L, -2, ENV_REQ);

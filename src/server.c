@@ -6,6 +6,8 @@
 #include "http.h"
 #include "client_limits.h"
 #include "log.h"
+#include "lua_ctx.h"
+#include "lua_vm.h"
 #include "tcpproto.h"
 #include "tls.h"
 
@@ -69,6 +71,13 @@ void sl_server_flush(sl_server *s) {
 static void on_prepare(uv_prepare_t *h) { sl_server_flush(h->data); }
 static void on_check(uv_check_t *h) { sl_server_flush(h->data); }
 
+/* A quiet client gives back what can be made again on its next message:
+ * its reusable ctx (a waiting handler keeps its own) and parser state. */
+static void idle(sl_conn *c) {
+  if (c->ctx) sl_ctx_unshare(sl_vm_state(), c);
+  if (c->tp->idle) c->tp->idle(c);
+}
+
 /* Handshake and close deadlines, liveness, and the heartbeat PING. */
 static void on_tick(uv_timer_t *t) {
   sl_server *s = t->data;
@@ -87,7 +96,7 @@ static void on_tick(uv_timer_t *t) {
         sl_conn_close(c, 1001, "heartbeat timeout");
       else if (ping)
         c->tp->ping(c);
-      if (now - c->last_seen > IDLE_MS && c->tp->idle && c->state == SL_CONN_OPEN) c->tp->idle(c);
+      if (now - c->last_seen > IDLE_MS && c->state == SL_CONN_OPEN) idle(c);
     }
   }
 }
