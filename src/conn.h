@@ -116,7 +116,7 @@ struct sl_conn {
   sl_conn *prev, *next; /* the server's list of connections */
   uint64_t deadline;    /* ms: handshake or close timeout, 0 when none */
   uint64_t last_seen;   /* ms of the last inbound byte */
-  uint64_t connected_at;
+  uint64_t connected_at; /* wall clock, ms since the epoch */
   uint64_t msgs_in, msgs_out;
 
   sl_room_set rooms;

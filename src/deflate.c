@@ -90,6 +90,7 @@ bool sl_pmd_negotiate(const char *offers, sl_pmd *params, char *response, size_t
 
 struct sl_inflater {
   z_stream z;
+  bool ended; /* the stream ended inside the message */
 };
 
 sl_inflater *sl_inflater_new(int window_bits) {
@@ -112,6 +113,7 @@ static sl_inflate_result inflate_some(sl_inflater *z, const char *in, size_t n, 
   z->z.next_in = (Bytef *)in;
   z->z.avail_in = (uInt)n;
   while (z->z.avail_in > 0) {
+    if (z->ended) return SL_INFLATE_CORRUPT; /* bytes after the end of the stream */
     size_t room = max - out->len + 1; /* one byte more shows the message is too big */
     if (room > OUT_CHUNK) room = OUT_CHUNK;
     char *dst = sl_sbuf_reserve(out, room);
@@ -121,7 +123,10 @@ static sl_inflate_result inflate_some(sl_inflater *z, const char *in, size_t n, 
     int r = inflate(&z->z, Z_SYNC_FLUSH);
     out->len += room - z->z.avail_out;
     if (out->len > max) return SL_INFLATE_TOO_BIG;
-    if (r == Z_STREAM_END) return z->z.avail_in ? SL_INFLATE_CORRUPT : SL_INFLATE_OK;
+    if (r == Z_STREAM_END) {
+      z->ended = true;
+      return z->z.avail_in ? SL_INFLATE_CORRUPT : SL_INFLATE_OK;
+    }
     if (r == Z_BUF_ERROR && z->z.avail_out > 0) return SL_INFLATE_CORRUPT; /* no progress */
     if (r != Z_OK && r != Z_BUF_ERROR) return SL_INFLATE_CORRUPT;
   }
@@ -131,8 +136,13 @@ static sl_inflate_result inflate_some(sl_inflater *z, const char *in, size_t n, 
 sl_inflate_result sl_inflate_message(sl_inflater *z, const char *in, size_t n, size_t max, bool reset, sl_sbuf *out) {
   static const char tail[4] = {0, 0, (char)0xff, (char)0xff};
   sl_inflate_result r = inflate_some(z, in, n, max, out);
-  if (r == SL_INFLATE_OK) r = inflate_some(z, tail, sizeof tail, max, out);
-  if (r != SL_INFLATE_OK || reset) inflateReset(&z->z);
+  /* A message may end its DEFLATE stream itself (BFINAL, RFC 7692
+   * 7.2.3.3): then there is no tail to add, and the next message starts a
+   * new stream. */
+  bool ended = z->ended;
+  if (r == SL_INFLATE_OK && !ended) r = inflate_some(z, tail, sizeof tail, max, out);
+  if (r != SL_INFLATE_OK || reset || ended) inflateReset(&z->z);
+  z->ended = false;
   return r;
 }
 

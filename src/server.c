@@ -9,6 +9,7 @@
 #include "lua_ctx.h"
 #include "lua_vm.h"
 #include "tcpproto.h"
+#include "timer.h"
 #include "tls.h"
 
 #define TICK_MS 100
@@ -162,7 +163,8 @@ static sl_conn *accept_conn(uv_stream_t *listener, int status) {
   }
   uv_tcp_nodelay(&c->tcp, 1);
   peer_name(c);
-  c->last_seen = c->connected_at = sl_now_ms();
+  c->last_seen = sl_now_ms();
+  c->connected_at = sl_wall_ms(); /* clientInfo.connectedAt: epoch ms, like Date.now() */
   c->next = s->conns;
   if (s->conns) s->conns->prev = c;
   s->conns = c;

@@ -224,6 +224,9 @@ static void on_msg(wslay_event_context_ptr ws, const struct wslay_event_on_msg_r
                    void *ud) {
   sl_conn *c = ud;
   ws_state *st = c->proto;
+  /* wslay has just queued the PONG: it goes now, ahead of whatever the rest
+   * of this read makes handlers send (RFC 6455 5.5.2; Autobahn 5.6, 5.19). */
+  if (arg->opcode == WSLAY_PING) wslay_event_send(ws);
   if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME) return;
   const char *msg = st->whole ? st->whole : st->msg.data ? st->msg.data : "";
   size_t len = st->whole ? st->whole_len : st->msg.len;

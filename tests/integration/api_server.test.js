@@ -1,0 +1,112 @@
+'use strict';
+// Server methods: getPort and the start callback, a second start(),
+// getStats, getConfig, stop() from a handler; through fixtures/api_app.lua.
+const test = require('node:test');
+const assert = require('node:assert');
+const net = require('node:net');
+const { apiServer, poll } = require('./apihelp');
+const { withTimeout } = require('./harness');
+
+function tryConnect(port) {
+  return withTimeout(new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('connect', () => { s.destroy(); resolve(null); });
+    s.on('error', (e) => resolve(e.code));
+  }), 2000, 'a connection attempt');
+}
+
+test('server methods', async (t) => {
+  const h = await apiServer(t);
+
+  await t.test('getPort equals the bound port; the start callback received it', async () => {
+    const c = await h.client();
+    assert.deepStrictEqual((await c.ack('port')).data, { getPort: h.port, startPort: h.port });
+    assert.match(h.server.logs(), new RegExp(`START CALLBACK port=${h.port} getPort=${h.port}\\n`));
+    await c.close();
+  });
+
+  await t.test('a second start() is a no-op: one listener, no second callback, the script goes on', async () => {
+    const logs = h.server.logs();
+    assert.strictEqual(logs.match(/listening on port/g).length, 1, logs);
+    assert.strictEqual(logs.match(/START CALLBACK/g).length, 1, logs);
+    assert.doesNotMatch(logs, /SECOND START CALLBACK/);
+    assert.match(logs, /after second start/);
+  });
+
+  await t.test('getStats: the documented fields, with exact counts', async () => {
+    const a = await h.client();
+    const b = await h.client();
+    // The first test's client may still be on its way out.
+    const s1 = (await poll(() => a.ack('stats'), (r) => r.data.activeConnections === 2, 2000, 'two active connections')).data;
+    for (const k of ['totalConnections', 'activeConnections', 'totalMessagesReceived', 'totalMessagesSent', 'totalRooms',
+      'uptime', 'wsConnections', 'tcpConnections']) {
+      assert.strictEqual(typeof s1[k], 'number', `stats.${k} is ${typeof s1[k]}`);
+    }
+    assert.strictEqual(s1.totalConnections, 3);
+    assert.strictEqual(s1.activeConnections, 2);
+    assert.strictEqual(s1.wsConnections, 2);
+    assert.strictEqual(s1.tcpConnections, 0);
+    assert.strictEqual(s1.totalRooms, 0);
+    assert.ok(s1.uptime >= 0 && s1.uptime < 60000, `uptime ${s1.uptime}`);
+    assert.ok(s1.memoryUsage.rss > 1e6, `rss ${s1.memoryUsage.rss}`);
+    assert.ok(s1.memoryUsage.luaHeap > 1e4, `luaHeap ${s1.memoryUsage.luaHeap}`);
+
+    for (let i = 0; i < 3; i++) {
+      a.emit('echo', i);
+      await a.next('echo');
+    }
+    b.emit('join-room', 'stats-room');
+    await b.next('joined-room');
+    const s2 = (await a.ack('stats')).data;
+    // In: 3 echo + join-room + the second stats request. Out: the first
+    // stats reply + 3 echo + joined-room.
+    assert.strictEqual(s2.totalMessagesReceived - s1.totalMessagesReceived, 5);
+    assert.strictEqual(s2.totalMessagesSent - s1.totalMessagesSent, 5);
+    assert.strictEqual(s2.totalRooms, 1);
+    assert.strictEqual(s2.totalConnections, 3);
+    assert.ok(s2.uptime >= s1.uptime);
+    await b.close();
+    const s3 = (await poll(() => a.ack('stats'), (r) => r.data.activeConnections === 1, 2000, 'one active connection')).data;
+    assert.strictEqual(s3.wsConnections, 1);
+    assert.strictEqual(s3.totalRooms, 0, 'the room of the client that left still counts');
+    assert.strictEqual(s3.totalConnections, 3);
+    await a.close();
+  });
+
+  await t.test('getConfig reports the options and the bound port; assigning to it raises', async () => {
+    const c = await h.client();
+    assert.deepStrictEqual((await c.ack('config')).data, {
+      port: h.port,
+      host: '127.0.0.1',
+      maxRoomsPerClient: 9,
+      maxPayloadSize: 1234567,
+      heartbeatInterval: 25000,
+      heartbeatTimeout: 50000,
+      maxConnections: 10000,
+      namespace: '/',
+      gracefulShutdown: true,
+      rateLimit: false,
+    });
+    const w = (await c.ack('config-write', { field: 'maxRoomsPerClient', value: 1 })).data;
+    assert.strictEqual(w.ok, false, 'assigning to getConfig() did not raise');
+    assert.match(w.err, /read-only/);
+    assert.strictEqual(w.after, 9);
+    const w2 = (await c.ack('config-write', { field: 'brandNew', value: 1 })).data;
+    assert.strictEqual(w2.ok, false);
+    assert.strictEqual(w2.after, '<nil>');
+    await c.close();
+  });
+
+  await t.test('stop() from a handler closes every client and the listener; the process exits 0', async () => {
+    const a = await h.client();
+    const b = await h.client();
+    a.emit('stop-server');
+    await a.waitClose(2000);
+    await b.waitClose(2000);
+    const exit = await withTimeout(h.server.exited, 3000, 'the process to exit after server:stop()');
+    assert.deepStrictEqual(exit, { code: 0, signal: null }, h.server.logs());
+    assert.match(h.server.logs(), /STOPPED from a handler/);
+    assert.doesNotMatch(h.server.logs(), /handler error/);
+    assert.strictEqual(await tryConnect(h.port), 'ECONNREFUSED');
+  });
+});
