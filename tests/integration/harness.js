@@ -85,7 +85,8 @@ function runToExit(script, { args = [], timeout = 5000 } = {}) {
     let out = '';
     proc.stdout.on('data', (d) => { out += d; });
     proc.stderr.on('data', (d) => { out += d; });
-    proc.on('exit', (code, signal) => resolve({ code, signal, out }));
+    // 'close', not 'exit': the output streams may still hold the last lines.
+    proc.on('close', (code, signal) => resolve({ code, signal, out }));
   }), timeout, `stelar-lua ${script} to exit`);
 }
 
