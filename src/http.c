@@ -22,6 +22,7 @@ struct sl_http_req {
   unsigned nheaders;
   bool in_value;   /* the last callback was a header value */
   bool complete;
+  bool too_big;    /* the request line and headers passed SL_HTTP_MAX_HEADER_BYTES */
 };
 
 int sl_ws_accept_key(const char *key, char out[29]) {
@@ -64,13 +65,22 @@ const char *sl_http_header(const sl_http_req *r, const char *lower_name) {
 
 /* ---- http-parser callbacks: collect the URL and the headers ---- */
 
+/* Stops the parser before a request grows past the header limit. */
+static bool over_limit(sl_http_req *r, size_t more) {
+  if (r->url.len + r->headers.len + more <= SL_HTTP_MAX_HEADER_BYTES) return false;
+  r->too_big = true;
+  return true;
+}
+
 static int on_url(http_parser *p, const char *at, size_t len) {
   sl_http_req *r = p->data;
+  if (over_limit(r, len)) return -1;
   return sl_sbuf_append(&r->url, at, len);
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   sl_http_req *r = p->data;
+  if (over_limit(r, len + 1)) return -1;
   if (r->in_value || r->nheaders == 0) {
     /* A new header: close the previous value. */
     if (r->nheaders && sl_sbuf_putc(&r->headers, '\0')) return -1;
@@ -90,6 +100,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
 static int on_header_value(http_parser *p, const char *at, size_t len) {
   sl_http_req *r = p->data;
   r->in_value = true;
+  if (over_limit(r, len)) return -1;
   /* http-parser lets a NUL open a value: it would split our "name\0value\0"
    * list and send the walk past its end (found by fuzzing). */
   if (memchr(at, '\0', len)) return -1;
@@ -259,9 +270,10 @@ static void answer_upgrade(sl_conn *c, sl_http_req *r, const char *rest, size_t 
 static void answer(sl_conn *c, sl_http_req *r, const char *rest, size_t rest_len) {
   const sl_server *s = c->server;
   const char *url = sl_http_url(r);
+  /* A WebSocket attempt is answered as one even when it lacks
+   * "Connection: Upgrade" (a 400 then), not with the banner. */
   const char *upgrade = sl_http_header(r, "upgrade");
-  if (r->parser.upgrade && upgrade && strcasecmp(upgrade, "websocket") == 0)
-    return answer_upgrade(c, r, rest, rest_len);
+  if (upgrade && strcasecmp(upgrade, "websocket") == 0) return answer_upgrade(c, r, rest, rest_len);
   if (r->parser.method == HTTP_OPTIONS) {
     char cors[512];
     cors_headers(s, sl_http_header(r, "origin"), cors, sizeof cors);
@@ -297,11 +309,10 @@ static void http_read(sl_conn *c, const char *p, size_t n) {
     free(r);
     return;
   }
-  if (err != HPE_OK) {
-    refuse(c, r->nheaders > SL_HTTP_MAX_HEADERS ? 431 : 400, http_errno_description(err), NULL);
-  } else if (r->headers.len + r->url.len > SL_HTTP_MAX_HEADER_BYTES) {
+  if (r->too_big || r->nheaders > SL_HTTP_MAX_HEADERS)
     refuse(c, 431, "request headers too large", NULL);
-  }
+  else if (err != HPE_OK)
+    refuse(c, 400, http_errno_description(err), NULL);
 }
 
 static void http_close(sl_conn *c, uint16_t code, const char *reason) {
