@@ -210,24 +210,35 @@ static int bind_port(sl_server *s, uv_tcp_t *l, int port, uv_connection_cb cb) {
   return r;
 }
 
+static void close_listener(uv_tcp_t **l) {
+  if (!*l) return;
+  uv_close((uv_handle_t *)*l, (uv_close_cb)free);
+  *l = NULL;
+}
+
 /* Listens on port, or (like v3) the next free one after it; returns the
- * bound port, or a libuv error (negative). */
-static int listen_on(sl_server *s, uv_tcp_t *l, int port, uv_connection_cb cb) {
-  int r;
+ * bound port, or a libuv error (negative). A handle that failed to bind is
+ * closed and a new one made: libuv frees a handle's slot only in its close
+ * callback. */
+static int listen_on(sl_server *s, uv_tcp_t **out, int port, uv_connection_cb cb) {
   for (int tries = 0;; tries++) {
+    uv_tcp_t *l = malloc(sizeof *l);
+    if (!l) return UV_ENOMEM;
     uv_tcp_init(s->loop, l);
     l->data = s;
-    r = bind_port(s, l, port, cb);
-    if (r == 0) break;
-    uv_close((uv_handle_t *)l, NULL);
+    int r = bind_port(s, l, port, cb);
+    if (r == 0) {
+      struct sockaddr_storage ss;
+      int len = sizeof ss;
+      uv_tcp_getsockname(l, (struct sockaddr *)&ss, &len);
+      *out = l;
+      return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    close_listener(&l);
     if (r != UV_EADDRINUSE || port == 0 || tries == MAX_PORT_TRIES) return r;
     sl_warn("port %d is in use, trying %d", port, port + 1);
     port++;
   }
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  uv_tcp_getsockname(l, (struct sockaddr *)&ss, &len);
-  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
 int sl_server_start(sl_server *s) {
@@ -237,11 +248,10 @@ int sl_server_start(sl_server *s) {
   if (s->cfg.tcp_port >= 0) {
     r = listen_on(s, &s->tcp_listener, s->cfg.tcp_port, on_tcp_connection);
     if (r < 0) {
-      uv_close((uv_handle_t *)&s->listener, NULL);
+      close_listener(&s->listener);
       return r;
     }
     s->tcp_bound_port = r;
-    s->tcp_listening = true;
   }
 
   s->prepare.data = s->check.data = s->tick.data = s;
@@ -281,10 +291,8 @@ void sl_server_drain(sl_server *s, void (*drained)(sl_server *s, bool forced)) {
   if (!s->started || s->stopped || s->draining) return;
   s->draining = true;
   s->drained = drained;
-  uv_close((uv_handle_t *)&s->listener, NULL);
-  if (s->tcp_listening) uv_close((uv_handle_t *)&s->tcp_listener, NULL);
-  s->tcp_listening = false;
-  s->listener_closed = true;
+  close_listener(&s->listener);
+  close_listener(&s->tcp_listener);
   uv_timer_init(s->loop, &s->drain_timer);
   s->drain_timer.data = s;
   uv_timer_start(&s->drain_timer, on_drain_timeout, s->cfg.graceful_shutdown ? s->cfg.shutdown_timeout : 0, 0);
@@ -298,10 +306,8 @@ void sl_server_drain(sl_server *s, void (*drained)(sl_server *s, bool forced)) {
 void sl_server_stop(sl_server *s) {
   if (!s->started || s->stopped) return;
   s->stopped = true;
-  if (!s->listener_closed) uv_close((uv_handle_t *)&s->listener, NULL);
-  if (s->tcp_listening) uv_close((uv_handle_t *)&s->tcp_listener, NULL);
-  s->listener_closed = true;
-  s->tcp_listening = false;
+  close_listener(&s->listener);
+  close_listener(&s->tcp_listener);
   sl_server_force(s);
   uv_close((uv_handle_t *)&s->tick, NULL);
   for (sl_conn *c = s->conns; c; c = c->next) sl_conn_abort(c);

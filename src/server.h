@@ -43,9 +43,9 @@ typedef struct {
 struct sl_server {
   uv_loop_t *loop;
   sl_config cfg;
-  uv_tcp_t listener;     /* HTTP and WebSocket */
-  uv_tcp_t tcp_listener; /* the binary TCP protocol, when tcp_port >= 0 */
-  bool started, stopped, tcp_listening, listener_closed;
+  uv_tcp_t *listener;     /* HTTP and WebSocket; NULL once closed */
+  uv_tcp_t *tcp_listener; /* the binary TCP protocol, when tcp_port >= 0 */
+  bool started, stopped;
   int bound_port, tcp_bound_port;
 
   sl_map clients;       /* id -> registered sl_conn */
