@@ -84,7 +84,10 @@ static void on_tick(uv_timer_t *t) {
   sl_server *s = t->data;
   uint64_t now = sl_now_ms();
   bool ping = s->cfg.heartbeat_interval && now >= s->next_ping;
-  if (ping) s->next_ping = now + s->cfg.heartbeat_interval;
+  if (ping) { /* keep the rhythm: a late tick does not push every later ping */
+    s->next_ping += s->cfg.heartbeat_interval;
+    if (s->next_ping <= now) s->next_ping = now + s->cfg.heartbeat_interval;
+  }
   for (sl_conn *c = s->conns, *next; c; c = next) {
     next = c->next;
     if (c->state == SL_CONN_CLOSED) continue;

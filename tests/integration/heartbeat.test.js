@@ -44,10 +44,12 @@ test('a raw client receives a PING frame about every heartbeatInterval (200 ms)'
   t.diagnostic(`ping times: ${times}`);
   assert.ok(pings.length >= 4 && pings.length <= 9, `${pings.length} pings in 1.3 s at ${times}`);
   assert.ok(times[0] <= 450, `the first ping came ${times[0]} ms after the 101`);
-  for (let i = 1; i < times.length; i++) {
-    const gap = times[i] - times[i - 1];
-    assert.ok(gap >= 100 && gap <= 400, `gap of ${gap} ms between pings (times ${times})`);
-  }
+  // The rhythm, not each gap: a loaded machine (CI runs suites side by side)
+  // may delay one ping, but pings do not drift from the interval.
+  const gaps = times.slice(1).map((at, i) => at - times[i]);
+  const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
+  assert.ok(mean >= 150 && mean <= 300, `mean gap ${mean} ms between pings (times ${times})`);
+  for (const gap of gaps) assert.ok(gap >= 50 && gap <= 600, `gap of ${gap} ms between pings (times ${times})`);
   for (const p of pings) {
     assert.strictEqual(p.masked, false);
     assert.strictEqual(p.fin, true);
