@@ -145,7 +145,8 @@ static void push_query(lua_State *L, const char *q) {
   }
 }
 
-static void make_req(lua_State *L, sl_conn *c, const sl_http_req *req) {
+/* Pushes ctx.req: {method, url, path, query, headers} (lower-case names). */
+static void push_req(lua_State *L, const sl_http_req *req) {
   const char *url = sl_http_url(req);
   lua_createtable(L, 0, 6);
   lua_pushstring(L, sl_http_method(req));
@@ -165,6 +166,10 @@ static void make_req(lua_State *L, sl_conn *c, const sl_http_req *req) {
     lua_setfield(L, -2, name);
   }
   lua_setfield(L, -2, "headers");
+}
+
+static void make_req(lua_State *L, sl_conn *c, const sl_http_req *req) {
+  push_req(L, req);
   c->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
@@ -647,26 +652,6 @@ void sl_app_push_stats(lua_State *L, sl_server *s) {
 #undef NUM
 }
 
-static void push_plain_req(lua_State *L, const sl_http_req *r) {
-  const char *url = sl_http_url(r);
-  lua_createtable(L, 0, 4);
-  lua_pushstring(L, sl_http_method(r));
-  lua_setfield(L, -2, "method");
-  lua_pushlstring(L, url, strcspn(url, "?#"));
-  lua_setfield(L, -2, "path");
-  const char *q = strchr(url, '?');
-  push_query(L, q ? q + 1 : NULL);
-  lua_setfield(L, -2, "query");
-  lua_newtable(L);
-  size_t pos = 0;
-  const char *name, *value;
-  while (sl_http_next_header(r, &pos, &name, &value)) {
-    lua_pushstring(L, value);
-    lua_setfield(L, -2, name);
-  }
-  lua_setfield(L, -2, "headers");
-}
-
 static bool safe_header_text(const char *s) { return !strpbrk(s, "\r\n"); }
 
 bool sl_app_has_custom_health(sl_server *s) { return sl_lua_has(s, SL_SLOT_HEALTH); }
@@ -679,7 +664,7 @@ bool sl_app_custom_health(sl_server *s, const sl_http_req *r, int *status, sl_sb
     lua_pop(L, 1);
     return false;
   }
-  push_plain_req(L, r);
+  push_req(L, r);
   sl_app_push_stats(L, s);
   *status = 500;
   sl_sbuf_puts(content_type, "text/plain");
