@@ -11,7 +11,7 @@
 #define MAX_WRITE_BUFS 64
 
 void sl_msg_release(sl_msg *m) {
-  for (int i = 0; i < SL_TRANSPORTS; i++) {
+  for (int i = 0; i < SL_WIRES; i++) {
     sl_buf_unref(m->wire[i]);
     m->wire[i] = NULL;
   }

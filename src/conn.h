@@ -40,9 +40,6 @@ enum {
   SL_WIRE_WS_DEFLATE, /* + window bits - 9 */
   SL_WIRES = SL_WIRE_WS_DEFLATE + 7,
 };
-#define SL_TRANSPORT_WS SL_WIRE_WS
-#define SL_TRANSPORT_TCP SL_WIRE_TCP
-#define SL_TRANSPORTS SL_WIRES
 
 typedef enum {
   SL_MSG_EVENT,      /* {"event","data"} */
@@ -62,7 +59,7 @@ typedef struct {
   size_t data_len;
   const char *correlation_json; /* ACK replies: JSON text, or NULL */
   const char *error;            /* ACK replies: the error of our extension */
-  sl_buf *wire[SL_TRANSPORTS];
+  sl_buf *wire[SL_WIRES];
 } sl_msg;
 
 void sl_msg_release(sl_msg *m);
@@ -71,7 +68,6 @@ void sl_msg_release(sl_msg *m);
  * phase before an upgrade. */
 typedef struct {
   const char *name; /* "ws", "tcp", "http" */
-  int kind;         /* the usual index into sl_msg.wire (a connection's own is sl_conn.wire) */
   sl_buf *(*encode)(const sl_msg *m, int wire);
   void (*on_read)(sl_conn *c, const char *p, size_t n);
   void (*greet)(sl_conn *c); /* the client has its id; NULL for none */

@@ -333,7 +333,6 @@ static sl_buf *http_encode(const sl_msg *m, int wire) {
 
 static const sl_transport http_transport = {
     .name = "http",
-    .kind = SL_TRANSPORT_WS,
     .encode = http_encode,
     .on_read = http_read,
     .close = http_close,

@@ -20,7 +20,6 @@ typedef struct sl_ctx {
   sl_server *server;
   struct sl_ctx *next; /* the connection's list */
   bool is_binary;
-  bool in_middleware;
   char id[SL_ID_MAX + 1];
 } sl_ctx;
 

@@ -309,7 +309,6 @@ static void tcp_greet(sl_conn *c) { send_frame(c, SL_TCP_CONNECT, "connect", c->
 
 static const sl_transport tcp_transport = {
     .name = "tcp",
-    .kind = SL_TRANSPORT_TCP,
     .encode = tcp_encode,
     .on_read = tcp_read,
     .greet = tcp_greet,

@@ -103,7 +103,6 @@ static sl_buf *hs_encode(const sl_msg *m, int wire) {
 
 static const sl_transport handshake_transport = {
     .name = "tls",
-    .kind = SL_TRANSPORT_WS,
     .encode = hs_encode,
     .on_read = hs_read,
     .close = hs_close,

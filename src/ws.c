@@ -367,7 +367,6 @@ static void ws_free(sl_conn *c) {
 
 static const sl_transport ws_transport = {
     .name = "ws",
-    .kind = SL_TRANSPORT_WS,
     .encode = ws_encode,
     .on_read = ws_read,
     .close = ws_close,
