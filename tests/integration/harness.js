@@ -25,11 +25,15 @@ function withTimeout(promise, ms, what) {
 }
 
 // Runs `stelar-lua script [args]` and resolves once it listens.
-async function startServer(script, { args = [], env = {}, timeout = 5000 } = {}) {
-  const proc = spawn(BIN, [...args, script], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+// fdLimit runs it under `ulimit -n fdLimit` (descriptor exhaustion tests).
+async function startServer(script, { args = [], env = {}, timeout = 5000, fdLimit = 0 } = {}) {
+  const argv = [...args, script];
+  const proc = fdLimit
+    ? spawn('bash', ['-c', `ulimit -n ${fdLimit} && exec "$0" "$@"`, BIN, ...argv], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    : spawn(BIN, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const onData = (d) => { out += d.toString(); };
   proc.stdout.on('data', onData);
