@@ -132,11 +132,14 @@ int sl_json_put_string(sl_sbuf *out, const char *s, size_t len) {
   char *start = p;
   *p++ = '"';
   for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x20 && c != '"' && c != '\\') {
-      *p++ = (char)c;
-      continue;
+    size_t plain = (size_t)(sl_jt_plain_run(s + i, s + len) - (s + i));
+    if (plain) { /* copied as they are, a run at a time */
+      memcpy(p, s + i, plain);
+      p += plain;
+      i += plain;
+      if (i == len) break;
     }
+    unsigned char c = (unsigned char)s[i];
     *p++ = '\\';
     switch (c) {
     case '"': *p++ = '"'; break;

@@ -1,5 +1,6 @@
 #include "jsontext.h"
 
+#include <stdint.h>
 #include <string.h>
 
 const char *sl_jt_ws(const char *p, const char *end) {
@@ -51,12 +52,28 @@ static const char *unicode_escape(const char *p, const char *end, sl_sbuf *out) 
   return p;
 }
 
+const char *sl_jt_plain_run(const char *p, const char *end) {
+  /* Eight bytes at a time while none is a quote, a backslash or a control
+   * character (the usual word tricks: a byte is zero, a byte is below n). */
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  while (end - p >= 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+    uint64_t special = ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((w - ones * 0x20) & ~w);
+    if (special & highs) break;
+    p += 8;
+  }
+  while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) p++;
+  return p;
+}
+
 const char *sl_jt_string(const char *p, const char *end, sl_sbuf *out) {
   if (p >= end || *p != '"') return NULL;
   p++;
   for (;;) {
     const char *run = p;
-    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) p++;
+    p = sl_jt_plain_run(p, end);
     if (out && p > run && sl_sbuf_append(out, run, (size_t)(p - run))) return NULL;
     if (p >= end || (unsigned char)*p < 0x20) return NULL;
     if (*p == '"') return p + 1;

@@ -18,6 +18,9 @@ const char *sl_jt_skip(const char *p, const char *end, int depth);
 /* The end of the string starting at p (at its quote); appends its
  * unescaped UTF-8 to out when out is not NULL. NULL when malformed. */
 const char *sl_jt_string(const char *p, const char *end, sl_sbuf *out);
+/* The end of the run at p of bytes that a JSON string holds as they are
+ * (no quote, backslash or control character). */
+const char *sl_jt_plain_run(const char *p, const char *end);
 /* The end of the number at p; NULL when malformed. */
 const char *sl_jt_number(const char *p, const char *end);
 
