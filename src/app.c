@@ -145,11 +145,14 @@ static void push_query(lua_State *L, const char *q) {
   }
 }
 
-/* Pushes ctx.req: {method, url, path, query, headers} (lower-case names). */
-static void push_req(lua_State *L, const sl_http_req *req) {
-  const char *url = sl_http_url(req);
+/* Pushes ctx.req, {method, url, path, query, headers} (lower-case names),
+ * from the text sl_http_copy_request made. */
+static void push_req(lua_State *L, const char *text, size_t len) {
+  const char *end = text + len, *method = text;
+  const char *url = method + strlen(method) + 1;
+  const char *p = url + strlen(url) + 1;
   lua_createtable(L, 0, 6);
-  lua_pushstring(L, sl_http_method(req));
+  lua_pushstring(L, method);
   lua_setfield(L, -2, "method");
   lua_pushstring(L, url);
   lua_setfield(L, -2, "url");
@@ -159,18 +162,26 @@ static void push_req(lua_State *L, const sl_http_req *req) {
   push_query(L, q ? q + 1 : NULL);
   lua_setfield(L, -2, "query");
   lua_newtable(L);
-  size_t pos = 0;
-  const char *name, *value;
-  while (sl_http_next_header(req, &pos, &name, &value)) {
+  while (p < end) { /* name\0value\0 pairs */
+    const char *name = p, *value = name + strlen(name) + 1;
+    if (value >= end) break;
     lua_pushstring(L, value);
     lua_setfield(L, -2, name);
+    p = value + strlen(value) + 1;
   }
   lua_setfield(L, -2, "headers");
 }
 
-static void make_req(lua_State *L, sl_conn *c, const sl_http_req *req) {
-  push_req(L, req);
-  c->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+/* The Lua table is made when a script first reads ctx.req: most never do,
+ * and the text is a third of the table's size. */
+void sl_app_push_req(lua_State *L, sl_conn *c) {
+  if (c->req_ref == LUA_NOREF && c->req_text.len) {
+    push_req(L, c->req_text.data, c->req_text.len);
+    c->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    sl_sbuf_free(&c->req_text);
+  }
+  if (c->req_ref == LUA_NOREF) lua_pushnil(L);
+  else lua_rawgeti(L, LUA_REGISTRYINDEX, c->req_ref);
 }
 
 /* Pushes the names of the client's rooms as a JSON array. */
@@ -286,7 +297,7 @@ void sl_app_client_opened(sl_conn *c, const sl_http_req *req) {
   if (c->is_tcp) s->stats.tcp++;
   else s->stats.ws++;
   if (c->tp->greet) c->tp->greet(c);
-  if (req) make_req(L, c, req);
+  if (req) sl_http_copy_request(req, &c->req_text);
   client_connect_hook(c);
   if (c->state != SL_CONN_PENDING) return;
 
@@ -664,7 +675,10 @@ bool sl_app_custom_health(sl_server *s, const sl_http_req *r, int *status, sl_sb
     lua_pop(L, 1);
     return false;
   }
-  push_req(L, r);
+  sl_sbuf text = {0};
+  sl_http_copy_request(r, &text);
+  push_req(L, text.data, text.len);
+  sl_sbuf_free(&text);
   sl_app_push_stats(L, s);
   *status = 500;
   sl_sbuf_puts(content_type, "text/plain");

@@ -16,6 +16,8 @@
 /* A WebSocket upgrade was answered 101: register the client and run the
  * middleware chain, then onConnection. req is valid during the call only. */
 void sl_app_client_opened(sl_conn *c, const sl_http_req *req);
+/* Pushes ctx.req (nil for TCP clients), made on first use. */
+void sl_app_push_req(lua_State *L, sl_conn *c);
 /* Bytes for the transport that arrived with the upgrade. */
 void sl_app_feed(sl_conn *c, const char *p, size_t n);
 

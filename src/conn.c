@@ -197,6 +197,7 @@ static void on_closed(uv_handle_t *h) {
   sl_tls_free(c);
   outq_free(&c->q);
   sl_sbuf_free(&c->held_in);
+  sl_sbuf_free(&c->req_text);
   sl_server *s = c->server;
   free(c);
   sl_server_conn_freed(s);

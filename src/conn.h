@@ -123,6 +123,7 @@ struct sl_conn {
   int ctx_ref;            /* anchors ctx while the connection reuses it */
   struct sl_ctx *ctxs;    /* every live context pointing here */
   sl_sbuf held_in;        /* bytes that arrived while middleware ran */
+  sl_sbuf req_text;       /* the upgrade request, until ctx.req is first read */
   struct sl_tls *tls;     /* NULL on a plain socket */
 };
 

@@ -55,6 +55,12 @@ int sl_http_next_header(const sl_http_req *r, size_t *pos, const char **name, co
   return 1;
 }
 
+int sl_http_copy_request(const sl_http_req *r, sl_sbuf *out) {
+  const char *method = sl_http_method(r), *url = sl_http_url(r);
+  if (sl_sbuf_append(out, method, strlen(method) + 1) || sl_sbuf_append(out, url, strlen(url) + 1)) return -1;
+  return r->headers.len ? sl_sbuf_append(out, r->headers.data, r->headers.len) : 0;
+}
+
 const char *sl_http_header(const sl_http_req *r, const char *lower_name) {
   size_t pos = 0;
   const char *name, *value;

@@ -23,6 +23,9 @@ const char *sl_http_url(const sl_http_req *r);
 const char *sl_http_header(const sl_http_req *r, const char *lower_name);
 /* Walks the headers: call with *pos = 0; returns 0 at the end. */
 int sl_http_next_header(const sl_http_req *r, size_t *pos, const char **name, const char **value);
+/* Appends "method\0url\0" and the "name\0value\0" headers to out: the
+ * compact form a connection keeps until a script reads ctx.req. */
+int sl_http_copy_request(const sl_http_req *r, sl_sbuf *out);
 
 /* Sec-WebSocket-Accept: base64(SHA1(key ++ the RFC 6455 GUID)), NUL-terminated. */
 int sl_ws_accept_key(const char *key, char out[29]);

@@ -240,6 +240,12 @@ static int sl_ctx_index(lua_State *L) {
   } else if (field_is(key, len, "req")) {
     lua_getfenv(L, 1);
     lua_rawgeti(L, -1, ENV_REQ);
+    if (lua_isnil(L, -1) && ctx->conn) { /* first read: made now, kept for this ctx */
+      lua_pop(L, 1);
+      sl_app_push_req(L, ctx->conn);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -3, ENV_REQ);
+    }
   } else if (field_is(key, len, "isBinary")) {
     lua_pushboolean(L, ctx->is_binary);
   } else if (field_is(key, len, "clientInfo")) {
@@ -282,10 +288,6 @@ static sl_ctx *new_ctx(lua_State *L, sl_conn *c) {
   if (c->meta_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->meta_ref);
     lua_rawseti(L, -2, ENV_META);
-  }
-  if (c->req_ref != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->req_ref);
-    lua_rawseti(L, -2, ENV_REQ);
   }
   lua_setfenv(L, -2);
   return ctx;
