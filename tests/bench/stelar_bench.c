@@ -10,7 +10,6 @@
  * Targets 127.0.0.1 only. Every run ends by itself: the setup has a time
  * limit, the load runs for --duration after a warm-up, and an alarm ends
  * the process if anything hangs beyond that. */
-#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
