@@ -22,6 +22,7 @@ struct sl_http_req {
   unsigned nheaders;
   bool in_value;   /* the last callback was a header value */
   bool complete;
+  bool headers_done; /* what comes after (a chunked body's trailers) is ignored */
   bool too_big;    /* the request line and headers passed SL_HTTP_MAX_HEADER_BYTES */
 };
 
@@ -86,6 +87,7 @@ static int on_url(http_parser *p, const char *at, size_t len) {
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   sl_http_req *r = p->data;
+  if (r->headers_done) return 0;
   if (over_limit(r, len + 1)) return -1;
   if (r->in_value || r->nheaders == 0) {
     /* A new header: close the previous value. */
@@ -105,6 +107,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
 
 static int on_header_value(http_parser *p, const char *at, size_t len) {
   sl_http_req *r = p->data;
+  if (r->headers_done) return 0;
   r->in_value = true;
   if (over_limit(r, len)) return -1;
   /* http-parser lets a NUL open a value: it would split our "name\0value\0"
@@ -115,6 +118,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
 
 static int on_headers_complete(http_parser *p) {
   sl_http_req *r = p->data;
+  r->headers_done = true;
   if (r->nheaders && sl_sbuf_putc(&r->headers, '\0')) return -1;
   if (sl_sbuf_putc(&r->url, '\0')) return -1;
   r->url.len--; /* keep it a C string without counting the NUL */
