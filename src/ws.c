@@ -195,7 +195,7 @@ static void on_frame_start(wslay_event_context_ptr ws,
   }
 }
 
-static void deliver(sl_conn *c, wslay_event_context_ptr ws, int opcode, const char *msg, size_t len);
+static void deliver(sl_conn *c, int opcode, const char *msg, size_t len);
 static void deliver_inflated(sl_conn *c, wslay_event_context_ptr ws, int opcode, const char *msg, size_t len);
 static void too_big(wslay_event_context_ptr ws, const char *why);
 
@@ -234,7 +234,7 @@ static void on_msg(wslay_event_context_ptr ws, const struct wslay_event_on_msg_r
    * wslay's loop: reading was shut then, and it is not dispatched. */
   if (c->state == SL_CONN_OPEN && wslay_event_get_read_enabled(ws)) {
     if (st->compressed) deliver_inflated(c, ws, arg->opcode, msg, len);
-    else deliver(c, ws, arg->opcode, msg, len);
+    else deliver(c, arg->opcode, msg, len);
   }
   reset_message(st);
 }
@@ -255,25 +255,21 @@ static void deliver_inflated(sl_conn *c, wslay_event_context_ptr ws, int opcode,
     sl_info("closing client %s: corrupt compressed message", c->id);
     wslay_event_queue_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, (const uint8_t *)"Invalid compressed data", 23);
     wslay_event_shutdown_read(ws);
+  } else if (opcode == WSLAY_TEXT_FRAME && !sl_utf8_valid(inflated.data, inflated.len)) {
+    sl_info("closing client %s: text message is not valid UTF-8", c->id);
+    wslay_event_queue_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, (const uint8_t *)"Invalid UTF-8", 13);
+    wslay_event_shutdown_read(ws);
   } else {
-    deliver(c, ws, opcode, inflated.data ? inflated.data : "", inflated.len);
+    deliver(c, opcode, inflated.data ? inflated.data : "", inflated.len);
   }
   if (inflated.cap > 65536) sl_sbuf_free(&inflated);
 }
 
-static void deliver(sl_conn *c, wslay_event_context_ptr ws, int opcode, const char *msg, size_t len) {
-  if (opcode == WSLAY_TEXT_FRAME) {
-    if (!sl_utf8_valid(msg, len)) {
-      sl_info("closing client %s: text message is not valid UTF-8", c->id);
-      wslay_event_queue_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA,
-                              (const uint8_t *)"Invalid UTF-8", 13);
-      wslay_event_shutdown_read(ws);
-      return;
-    }
-    sl_app_text(c, msg, len);
-  } else {
-    sl_app_binary(c, msg, len);
-  }
+/* wslay has checked the UTF-8 of an uncompressed text message (and closed
+ * with 1007); it cannot see inside a compressed one: deliver_inflated does. */
+static void deliver(sl_conn *c, int opcode, const char *msg, size_t len) {
+  if (opcode == WSLAY_TEXT_FRAME) sl_app_text(c, msg, len);
+  else sl_app_binary(c, msg, len);
 }
 
 static const struct wslay_event_callbacks callbacks = {

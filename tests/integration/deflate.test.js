@@ -367,6 +367,10 @@ test('a corrupt compressed frame closes 1007', async (t) => {
     // A complete stream with bytes after its end.
     ['data after the final block', (r) => r.sendCompressed(Buffer.concat([
       require('node:zlib').deflateRawSync(Buffer.from(envelope('echo', 'x'))), Buffer.from('trailing junk')]))],
+    // Valid deflate, invalid UTF-8 once inflated: only we can see it (wslay
+    // checks the UTF-8 of uncompressed text itself).
+    ['text whose inflated bytes are not UTF-8', (r) => r.sendCompressed(
+      require('node:zlib').deflateRawSync(Buffer.from([0x7b, 0xce, 0xba, 0xed, 0xa0, 0x80, 0x7d])))],
   ];
   for (const [what, send] of cases) {
     const r = track(await rawWs(server.port, { extensions: PMD }));
