@@ -304,34 +304,28 @@ static int sl_server_update_config(lua_State *L) {
   return 1;
 }
 
+/* server:set...RateLimit(name, {maxPoints, windowMs}) and remove...(name):
+ * a rate with max_points 0 removes. */
+static int rate_limit_call(lua_State *L, int (*set)(sl_server *, const char *, sl_rate), bool remove,
+                           const char *what) {
+  sl_server *s = check_server(L);
+  const char *name = check_name(L, 2);
+  set(s, name, remove ? (sl_rate){0, 0} : sl_options_check_rate(L, 3, what));
+  lua_settop(L, 1);
+  return 1;
+}
+
 static int sl_server_set_event_rate_limit(lua_State *L) {
-  sl_server *s = check_server(L);
-  const char *event = check_name(L, 2);
-  sl_limits_set_event_rate(s, event, sl_options_check_rate(L, 3, "setEventRateLimit: the limit"));
-  lua_settop(L, 1);
-  return 1;
+  return rate_limit_call(L, sl_limits_set_event_rate, false, "setEventRateLimit: the limit");
 }
-
 static int sl_server_remove_event_rate_limit(lua_State *L) {
-  sl_server *s = check_server(L);
-  sl_limits_set_event_rate(s, check_name(L, 2), (sl_rate){0, 0});
-  lua_settop(L, 1);
-  return 1;
+  return rate_limit_call(L, sl_limits_set_event_rate, true, NULL);
 }
-
 static int sl_server_set_client_rate_limit(lua_State *L) {
-  sl_server *s = check_server(L);
-  const char *id = luaL_checkstring(L, 2);
-  sl_limits_set_client_rate(s, id, sl_options_check_rate(L, 3, "setClientRateLimit: the limit"));
-  lua_settop(L, 1);
-  return 1;
+  return rate_limit_call(L, sl_limits_set_client_rate, false, "setClientRateLimit: the limit");
 }
-
 static int sl_server_remove_client_rate_limit(lua_State *L) {
-  sl_server *s = check_server(L);
-  sl_limits_set_client_rate(s, luaL_checkstring(L, 2), (sl_rate){0, 0});
-  lua_settop(L, 1);
-  return 1;
+  return rate_limit_call(L, sl_limits_set_client_rate, true, NULL);
 }
 
 static int validate_options(lua_State *L) {

@@ -83,9 +83,9 @@ async function startServer(script, { args = [], env = {}, timeout = 5000, fdLimi
 }
 
 // Runs stelar-lua to completion (e.g. --check, or a script that fails).
-function runToExit(script, { args = [], timeout = 5000 } = {}) {
+function runToExit(script, { args = [], env = {}, timeout = 5000 } = {}) {
   return withTimeout(new Promise((resolve) => {
-    const proc = spawn(BIN, [...args, script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(BIN, [...args, script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout.on('data', (d) => { out += d; });
     proc.stderr.on('data', (d) => { out += d; });
