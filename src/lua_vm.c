@@ -26,7 +26,38 @@ static struct {
   bool loading;
   sl_task *free_tasks;
   sl_server *servers, *last_server;
+  size_t heap_bytes, heap_budget;
+  int protected_depth; /* protected calls and resumes now running */
 } vm;
+
+/* The Lua heap's budget. Script code (anything under a protected call or
+ * resume) is refused memory past it and gets "not enough memory" as an
+ * ordinary error. The core's own pushes between calls are never refused:
+ * an error there would have no handler to land in, and they are small. */
+static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  if (nsize == 0) {
+    free(ptr);
+    vm.heap_bytes -= osize;
+    return NULL;
+  }
+  size_t old = ptr ? osize : 0;
+  if (nsize > old && vm.protected_depth > 0 && vm.heap_budget &&
+      vm.heap_bytes + (nsize - old) > vm.heap_budget)
+    return NULL;
+  void *p = realloc(ptr, nsize);
+  if (p) vm.heap_bytes = vm.heap_bytes - old + nsize;
+  return p;
+}
+
+void sl_vm_set_memory_budget(size_t bytes) { vm.heap_budget = bytes; }
+
+/* Garbage left by a handler that ran out is collected at once, so the next
+ * handler does not meet the budget before the collector's next step.
+ * (A dead coroutine holds its stack until it is unreferenced.) */
+static void collect_after(int status) {
+  if (status == LUA_ERRMEM) lua_gc(vm.L, LUA_GCCOLLECT, 0);
+}
 
 lua_State *sl_vm_state(void) { return vm.L; }
 uv_loop_t *sl_vm_loop(void) { return vm.loop; }
@@ -69,7 +100,7 @@ static void install_searcher(lua_State *L, const char *script_path) {
 }
 
 lua_State *sl_vm_open(uv_loop_t *loop, const char *script_path, bool check_only) {
-  lua_State *L = luaL_newstate();
+  lua_State *L = lua_newstate(budget_alloc, NULL);
   if (!L) return NULL;
   vm.L = L;
   vm.loop = loop;
@@ -122,7 +153,12 @@ int sl_vm_run_script(const char *path) {
   int r = luaL_loadfile(L, path);
   vm.generation++;
   vm.loading = true;
-  if (r == 0) r = lua_pcall(L, 0, 0, -2);
+  if (r == 0) {
+    vm.protected_depth++;
+    r = lua_pcall(L, 0, 0, -2);
+    vm.protected_depth--;
+    collect_after(r);
+  }
   vm.loading = false;
   if (r != 0) {
     sl_error("%s", lua_tostring(L, -1));
@@ -137,7 +173,10 @@ int sl_vm_call(lua_State *L, const char *kind, const char *name, const char *cli
   int fn = lua_gettop(L) - nargs;
   lua_pushcfunction(L, traceback);
   lua_insert(L, fn);
+  vm.protected_depth++;
   int r = lua_pcall(L, nargs, nres, fn);
+  vm.protected_depth--;
+  collect_after(r);
   if (r == 0) {
     lua_remove(L, fn);
     return 0;
@@ -221,7 +260,9 @@ static const char *strip_position(const char *msg) {
 sl_task_status sl_task_resume(sl_task *t, int nargs) {
   sl_task *outer = vm.current;
   vm.current = t;
+  vm.protected_depth++;
   int r = lua_resume(t->co, nargs);
+  vm.protected_depth--;
   vm.current = outer;
   if (r == LUA_YIELD) return SL_TASK_WAITING;
   if (r == 0) {
@@ -236,6 +277,7 @@ sl_task_status sl_task_resume(sl_task *t, int nargs) {
     if (t->done) t->done(t, t->co, 0, strip_position(msg));
     lua_pop(vm.L, 1);
     luaL_unref(vm.L, LUA_REGISTRYINDEX, t->co_ref);
+    collect_after(r);
   }
   task_free(t);
   return SL_TASK_FINISHED;

@@ -32,6 +32,11 @@ struct sl_task {
 
 typedef enum { SL_TASK_FINISHED, SL_TASK_WAITING } sl_task_status;
 
+/* Script code may hold at most this many bytes of Lua heap (0: no limit);
+ * set before sl_vm_open. Past it, allocations raise "not enough memory"
+ * in the handler that made them. */
+void sl_vm_set_memory_budget(size_t bytes);
+
 /* Creates the state, opens the libraries and `stelar`, runs the prelude. */
 lua_State *sl_vm_open(uv_loop_t *loop, const char *script_path, bool check_only);
 void sl_vm_close(void);

@@ -1,6 +1,7 @@
 /* stelar-lua: arguments and start-up. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -11,6 +12,10 @@
 #include "server.h"
 #include "timer.h"
 
+/* A handler that allocates without end meets an error, not the kernel's
+ * OOM killer; raise it for scripts that keep large state in Lua. */
+#define DEFAULT_LUA_MEMORY_MIB 1024
+
 static uv_signal_t sigint_h, sigterm_h;
 
 static void usage(FILE *out) {
@@ -18,7 +23,9 @@ static void usage(FILE *out) {
           "usage: stelar-lua [options] app.lua\n"
           "  --check            load the script without binding ports; exit 0 or 1\n"
           "  --log-level LEVEL  debug, info, warn, error or off (default info)\n"
-          "  --version          print the version\n");
+          "  --lua-memory MIB   most Lua heap the script may hold (default %d, 0: no limit)\n"
+          "  --version          print the version\n",
+          DEFAULT_LUA_MEMORY_MIB);
 }
 
 static void stop_everything(void) {
@@ -63,6 +70,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 int main(int argc, char **argv) {
   const char *script = NULL;
   bool check = false;
+  long lua_memory_mib = DEFAULT_LUA_MEMORY_MIB;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--check") == 0) {
       check = true;
@@ -79,6 +87,13 @@ int main(int argc, char **argv) {
         return 2;
       }
       sl_log_set_level((sl_log_level)level);
+    } else if (strcmp(argv[i], "--lua-memory") == 0 && i + 1 < argc) {
+      char *end;
+      lua_memory_mib = strtol(argv[++i], &end, 10);
+      if (*end || end == argv[i] || lua_memory_mib < 0 || lua_memory_mib > (1L << 30)) {
+        fprintf(stderr, "stelar-lua: --lua-memory wants a number of MiB, not '%s'\n", argv[i]);
+        return 2;
+      }
     } else if (argv[i][0] == '-' || script) {
       usage(stderr);
       return 2;
@@ -93,6 +108,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN); /* a peer that vanished is an error code, not a signal */
 
   uv_loop_t *loop = uv_default_loop();
+  sl_vm_set_memory_budget((size_t)lua_memory_mib << 20);
   if (!sl_vm_open(loop, script, check)) return 1;
   uv_signal_init(loop, &sigint_h);
   uv_signal_init(loop, &sigterm_h);
