@@ -11,6 +11,7 @@
 #include "jsontext.h"
 #include "client_limits.h"
 #include "log.h"
+#include "lua_cluster.h"
 #include "lua_ctx.h"
 #include "lua_server.h"
 #include "lua_vm.h"
@@ -292,6 +293,7 @@ void sl_app_client_opened(sl_conn *c, const sl_http_req *req) {
   c->rooms.owner = c;
   if (sl_map_put(&s->clients, c->id, c->id_len, c) != 0) return sl_conn_abort(c);
   c->registered = true;
+  if (s->cluster) sl_cluster_client_added(s->cluster, c->id);
   s->stats.total_connections++;
   s->stats.active++;
   if (c->is_tcp) s->stats.tcp++;
@@ -531,7 +533,10 @@ int sl_app_join(lua_State *L, sl_conn *c, const char *room, size_t len, int want
               s->cfg.max_rooms);
     return -1;
   }
-  if (sl_rooms_join(&s->rooms, &c->rooms, room, len) == SL_ROOM_NOMEM) return -1;
+  sl_room_result r = sl_rooms_join(&s->rooms, &c->rooms, room, len);
+  if (r == SL_ROOM_NOMEM) return -1;
+  if (r == SL_ROOM_DONE && s->cluster)
+    sl_cluster_joined(s->cluster, c->id, room, len, sl_rooms_find(&s->rooms, room, len)->count == 1);
   if (want_reply) reply(c, "joined-room", room, len);
   return 0;
 }
@@ -541,21 +546,75 @@ int sl_app_leave(lua_State *L, sl_conn *c, const char *room, size_t len, int wan
     sl_info("client %s may not leave %.*s: refused by onClientLeaveRoom", c->id, (int)len, room);
     return -1;
   }
-  sl_rooms_leave(&c->server->rooms, &c->rooms, room, len);
+  sl_server *s = c->server;
+  if (sl_rooms_leave(&s->rooms, &c->rooms, room, len) == SL_ROOM_DONE && s->cluster)
+    sl_cluster_left(s->cluster, c->id, room, len, !sl_rooms_find(&s->rooms, room, len));
   if (want_reply) reply(c, "left-room", room, len);
   return 0;
 }
 
-void sl_app_broadcast(sl_server *s, sl_msg *m, const sl_conn *exclude) {
+/* ---- delivery: this node's clients, then the other nodes' ---- */
+
+static const sl_conn *find_excluded(sl_server *s, const char *id) {
+  return id ? sl_map_get(&s->clients, id, strlen(id)) : NULL;
+}
+
+static void local_broadcast(sl_server *s, sl_msg *m, const sl_conn *exclude) {
   for (sl_conn *c = s->conns; c; c = c->next)
     if (c != exclude && c->accepted && c->state == SL_CONN_OPEN) sl_conn_send(c, m);
 }
 
-void sl_app_to_room(sl_server *s, const char *name, size_t len, sl_msg *m, const sl_conn *exclude) {
+static void local_room(sl_server *s, const char *name, size_t len, sl_msg *m, const sl_conn *exclude) {
   sl_room *room = sl_rooms_find(&s->rooms, name, len);
   for (uint32_t i = 0; room && i < room->count; i++) {
     sl_conn *c = room->members[i]->owner;
     if (c != exclude) sl_conn_send(c, m);
+  }
+}
+
+void sl_app_broadcast(sl_server *s, sl_msg *m, const char *exclude_id) {
+  local_broadcast(s, m, find_excluded(s, exclude_id));
+  if (s->cluster) sl_cluster_publish(s->cluster, SL_TO_ALL, NULL, 0, m, exclude_id);
+}
+
+void sl_app_to_room(sl_server *s, const char *name, size_t len, sl_msg *m, const char *exclude_id) {
+  local_room(s, name, len, m, find_excluded(s, exclude_id));
+  if (s->cluster) sl_cluster_publish(s->cluster, SL_TO_ROOM, name, len, m, exclude_id);
+}
+
+bool sl_app_to_id(sl_server *s, const char *id, size_t len, sl_msg *m) {
+  sl_conn *c = sl_map_get(&s->clients, id, len);
+  if (c) return sl_conn_send(c, m) == 0;
+  return s->cluster && sl_cluster_publish(s->cluster, SL_TO_CLIENT, id, len, m, NULL);
+}
+
+static void server_event(sl_server *s, const sl_msg *m, const char *from_node) {
+  lua_State *L = sl_vm_state();
+  char name[SL_EVENT_NAME_MAX + 1];
+  snprintf(name, sizeof name, "%.*s", (int)m->event_len, m->event);
+  if (!push_fn(L, s, "server", name)) return;
+  if (sl_json_decode(L, m->data, m->data_len) != 0) {
+    lua_pop(L, 1);
+    return sl_warn("cluster: server event %s from node %s carries invalid JSON", name, from_node);
+  }
+  lua_pushstring(L, from_node);
+  sl_task *t = sl_task_new(s, "onServerEvent", name, NULL, NULL);
+  if (t) sl_task_start(t, 2);
+  else lua_pop(L, 3);
+}
+
+void sl_app_from_cluster(sl_server *s, sl_to to, const char *name, size_t len, sl_msg *m, const char *exclude_id,
+                         const char *from_node) {
+  const sl_conn *exclude = find_excluded(s, exclude_id);
+  switch (to) {
+  case SL_TO_ALL: local_broadcast(s, m, exclude); break;
+  case SL_TO_ROOM: local_room(s, name, len, m, exclude); break;
+  case SL_TO_CLIENT: {
+    sl_conn *c = sl_map_get(&s->clients, name, len);
+    if (c) sl_conn_send(c, m);
+    break;
+  }
+  case SL_TO_NODES: server_event(s, m, from_node); break;
   }
 }
 
@@ -572,12 +631,21 @@ static void client_disconnect_hook(sl_conn *c) {
   sl_app_call_hook(L, SL_HOOK_CLIENT_DISCONNECT, c->id);
 }
 
+static void leave_cluster(sl_cluster *cl, const sl_conn *c) {
+  for (uint32_t i = 0; i < c->rooms.count; i++) {
+    const sl_room *r = c->rooms.items[i].room;
+    sl_cluster_left(cl, c->id, r->name, r->name_len, r->count == 1);
+  }
+  sl_cluster_client_removed(cl, c->id);
+}
+
 void sl_app_client_gone(sl_conn *c) {
   sl_server *s = c->server;
   lua_State *L = sl_vm_state();
   if (c->registered) client_disconnect_hook(c);
   sl_limits_release(c);
   if (c->registered) {
+    if (s->cluster) leave_cluster(s->cluster, c);
     sl_rooms_leave_all(&s->rooms, &c->rooms);
     sl_map_remove(&s->clients, c->id, c->id_len);
     s->stats.active--;
@@ -660,6 +728,8 @@ void sl_app_push_stats(lua_State *L, sl_server *s) {
   NUM("rss", rss);
   NUM("luaHeap", lua_gc(L, LUA_GCCOUNT, 0) * 1024.0 + lua_gc(L, LUA_GCCOUNTB, 0));
   lua_setfield(L, -2, "memoryUsage");
+  sl_lua_push_cluster_stats(L, s);
+  lua_setfield(L, -2, "cluster");
 #undef NUM
 }
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "cluster.h"
 #include "conn.h"
 #include "http.h"
 #include "lua_server.h"
@@ -64,9 +65,17 @@ void sl_app_client_gone(sl_conn *c);
 int sl_app_join(lua_State *L, sl_conn *c, const char *room, size_t len, int reply);
 int sl_app_leave(lua_State *L, sl_conn *c, const char *room, size_t len, int reply);
 
-/* Sends to every open client (but exclude), or every member of room. */
-void sl_app_broadcast(sl_server *s, sl_msg *m, const sl_conn *exclude);
-void sl_app_to_room(sl_server *s, const char *room, size_t len, sl_msg *m, const sl_conn *exclude);
+/* Sends to every open client (but exclude_id, which may be NULL), or every
+ * member of room, on this node and, in a cluster, on every other. */
+void sl_app_broadcast(sl_server *s, sl_msg *m, const char *exclude_id);
+void sl_app_to_room(sl_server *s, const char *room, size_t len, sl_msg *m, const char *exclude_id);
+/* Sends to one client: here, or published for the node that has it. False
+ * when it is not here and cannot be published. */
+bool sl_app_to_id(sl_server *s, const char *id, size_t len, sl_msg *m);
+/* A message another node published: delivered to this node's clients only
+ * (SL_TO_NODES: the onServerEvent handler runs with data and from_node). */
+void sl_app_from_cluster(sl_server *s, sl_to to, const char *name, size_t len, sl_msg *m, const char *exclude_id,
+                         const char *from_node);
 
 /* Runs the onShutdown callbacks with (signal, forced). */
 void sl_app_shutdown_callbacks(sl_server *s, const char *signal, bool forced);

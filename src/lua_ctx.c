@@ -63,7 +63,7 @@ static int sl_ctx_broadcast(lua_State *L) {
   if (!sl_lua_broadcast_allowed(L, ctx->server, 2, 3, ctx->id)) return sent(L, NULL, 0);
   sl_msg m;
   sl_lua_check_msg(L, 2, 3, SL_MSG_EVENT, &m);
-  sl_app_broadcast(ctx->server, &m, ctx->conn);
+  sl_app_broadcast(ctx->server, &m, ctx->id);
   return sent(L, &m, 0);
 }
 
@@ -71,7 +71,7 @@ static int sl_ctx_broadcast_binary(lua_State *L) {
   sl_ctx *ctx = check_ctx(L);
   sl_msg m;
   sl_lua_check_msg(L, 2, 3, SL_MSG_BINARY, &m);
-  sl_app_broadcast(ctx->server, &m, ctx->conn);
+  sl_app_broadcast(ctx->server, &m, ctx->id);
   return sent(L, &m, 0);
 }
 
@@ -81,7 +81,7 @@ static int sl_ctx_to(lua_State *L) {
   const char *room = luaL_checklstring(L, 2, &len);
   sl_msg m;
   sl_lua_check_msg(L, 3, 4, SL_MSG_EVENT, &m);
-  sl_app_to_room(ctx->server, room, len, &m, ctx->conn);
+  sl_app_to_room(ctx->server, room, len, &m, ctx->id);
   return sent(L, &m, 0);
 }
 
@@ -91,8 +91,7 @@ static int sl_ctx_to_id(lua_State *L) {
   const char *id = luaL_checklstring(L, 2, &len);
   sl_msg m;
   sl_lua_check_msg(L, 3, 4, SL_MSG_EVENT, &m);
-  sl_conn *c = sl_map_get(&ctx->server->clients, id, len);
-  return sent(L, &m, c ? sl_conn_send(c, &m) : -1);
+  return sent(L, &m, sl_app_to_id(ctx->server, id, len, &m) ? 0 : -1);
 }
 
 static int sl_ctx_send(lua_State *L) {

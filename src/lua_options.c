@@ -28,6 +28,7 @@ typedef enum {
   OPT_RATE,        /* {maxPoints, windowMs}, or false */
   OPT_EVENT_RATES, /* {event = {maxPoints, windowMs}} */
   OPT_TLS,         /* {cert = path, key = path [, ca = path]} */
+  OPT_CLUSTER,     /* {redis = url [, prefix, nodeId, nodeTimeout]}, or false */
 } opt_type;
 
 #define CFG(field) offsetof(sl_config, field)
@@ -67,7 +68,7 @@ static const struct option {
     {"customIPTracker", OPT_TABLE, LATER},
     {"customHealthHandler", OPT_FUNCTION, LATER},
     {"trustProxy", OPT_BOOL, CFG(trust_proxy)},
-    {"cluster", OPT_TABLE, LATER},
+    {"cluster", OPT_CLUSTER, CFG(cluster)},
 };
 
 #define NOPTIONS (sizeof options / sizeof *options)
@@ -205,10 +206,70 @@ static void set_tls(lua_State *L, sl_server *s) {
   s->tls = t;
 }
 
+/* The cluster table, checked whole before anything is kept. */
+static sl_cluster_config check_cluster(lua_State *L) {
+  sl_cluster_config c = {.node_timeout = 5000};
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) return c;
+  if (!lua_istable(L, -1)) luaL_error(L, "stelar.server: option 'cluster' must be {redis = url, ...} or false");
+  for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    if (strcmp(k, "nodeTimeout") == 0) {
+      double v = lua_tonumber(L, -1);
+      if (lua_type(L, -1) != LUA_TNUMBER || v < 300 || v > 86400000 || v != (double)(long long)v)
+        luaL_error(L, "stelar.server: option 'cluster.nodeTimeout' must be whole ms from 300 to 86400000");
+      c.node_timeout = (uint32_t)v;
+      continue;
+    }
+    if (strcmp(k, "redis") != 0 && strcmp(k, "prefix") != 0 && strcmp(k, "nodeId") != 0)
+      luaL_error(L, "stelar.server: unknown option 'cluster.%s'", k);
+    size_t len;
+    const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    if (!v || len == 0 || len > 64 || memchr(v, '\0', len))
+      luaL_error(L, "stelar.server: option 'cluster.%s' must be a string of 1 to 64 bytes", k);
+    const char *bad = k[0] == 'r' ? sl_cluster_check_url(v) : NULL;
+    if (bad) luaL_error(L, "stelar.server: option 'cluster.redis' (%s): %s", v, bad);
+  }
+  lua_getfield(L, -1, "redis");
+  if (lua_isnil(L, -1)) luaL_error(L, "stelar.server: option 'cluster' needs redis = \"redis://host:port\"");
+  lua_pop(L, 1);
+  static const char *const names[3] = {"redis", "prefix", "nodeId"};
+  char **fields[3] = {&c.redis_url, &c.prefix, &c.node_id};
+  for (int i = 0; i < 3; i++) {
+    lua_getfield(L, -1, names[i]);
+    *fields[i] = lua_isnil(L, -1) ? NULL : strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  return c;
+}
+
+static void free_cluster_config(sl_cluster_config *c) {
+  free(c->redis_url);
+  free(c->prefix);
+  free(c->node_id);
+}
+
+static void set_cluster(lua_State *L, sl_config *cfg) {
+  sl_cluster_config c = check_cluster(L);
+  free_cluster_config(&cfg->cluster);
+  cfg->cluster = c;
+}
+
+static bool same_string(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+static bool cluster_unchanged(lua_State *L, const sl_config *cfg) {
+  sl_cluster_config c = check_cluster(L);
+  const sl_cluster_config *now = &cfg->cluster;
+  bool same = same_string(c.redis_url, now->redis_url) && same_string(c.prefix, now->prefix) &&
+              same_string(c.node_id, now->node_id) && c.node_timeout == now->node_timeout;
+  free_cluster_config(&c);
+  return same;
+}
+
 static void apply_one(lua_State *L, const struct option *o, sl_server *s) {
   sl_config *cfg = &s->cfg;
   if (o->type == OPT_EVENT_RATES) return set_event_rates(L, s);
   if (o->type == OPT_TLS) return set_tls(L, s);
+  if (o->type == OPT_CLUSTER) return set_cluster(L, cfg);
   if (o->offset == LATER) return check_kept(L, o);
   char *field = (char *)cfg + o->offset;
   bool off = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
@@ -241,18 +302,6 @@ static void apply_one(lua_State *L, const struct option *o, sl_server *s) {
   }
 }
 
-/* Options that need work from a later issue are accepted but said to be
- * ignored, so nobody believes they are on. */
-static void warn_unsupported(lua_State *L, int idx) {
-  static const char *const later[] = {"cluster"};
-  for (size_t i = 0; i < sizeof later / sizeof *later; i++) {
-    lua_getfield(L, idx, later[i]);
-    bool set = !lua_isnil(L, -1) && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1));
-    lua_pop(L, 1);
-    if (set) sl_warn("option '%s' is not supported yet and is ignored", later[i]);
-  }
-}
-
 static bool known_hook(const char *name) {
   for (size_t i = 0; i < SL_HOOKS; i++)
     if (strcmp(sl_hook_names[i], name) == 0) return true;
@@ -279,10 +328,11 @@ static void merge_hooks(lua_State *L, int idx) {
 /* Listeners are bound once: these need a restart to change. */
 static bool restart_only(const struct option *o) {
   return strcmp(o->name, "port") == 0 || strcmp(o->name, "tcpPort") == 0 || strcmp(o->name, "host") == 0 ||
-         strcmp(o->name, "tls") == 0;
+         strcmp(o->name, "tls") == 0 || strcmp(o->name, "cluster") == 0;
 }
 
 static void warn_restart(lua_State *L, const struct option *o, const sl_server *s) {
+  if (o->type == OPT_CLUSTER && cluster_unchanged(L, &s->cfg)) return;
   int now = strcmp(o->name, "port") == 0 ? s->cfg.port : strcmp(o->name, "tcpPort") == 0 ? s->cfg.tcp_port : -2;
   bool off = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
   int want = off ? -1 : lua_isnumber(L, -1) ? (int)lua_tonumber(L, -1) : -3;
@@ -304,7 +354,6 @@ void sl_options_apply(lua_State *L, int idx, sl_server *s) {
   }
   if (s->cfg.heartbeat_timeout && s->cfg.heartbeat_timeout < s->cfg.heartbeat_interval)
     luaL_error(L, "stelar.server: heartbeatTimeout must not be shorter than heartbeatInterval");
-  warn_unsupported(L, idx);
   /* Hooks and Lua-valued options live with the handlers, so that a reload
    * replaces them together. */
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
@@ -369,6 +418,16 @@ void sl_options_push(lua_State *L, const sl_server *s) {
   lua_setfield(L, -2, "allowedOrigins");
   BOOL("trustProxy", c->trust_proxy);
   BOOL("tls", s->tls != NULL);
+  if (c->cluster.redis_url) {
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, c->cluster.redis_url), lua_setfield(L, -2, "redis");
+    lua_pushstring(L, c->cluster.prefix ? c->cluster.prefix : "stelar"), lua_setfield(L, -2, "prefix");
+    if (c->cluster.node_id) lua_pushstring(L, c->cluster.node_id), lua_setfield(L, -2, "nodeId");
+    NUM("nodeTimeout", c->cluster.node_timeout);
+  } else {
+    lua_pushboolean(L, 0);
+  }
+  lua_setfield(L, -2, "cluster");
   if (sl_rate_enabled(&c->rate_limit)) {
     lua_createtable(L, 0, 2);
     NUM("maxPoints", c->rate_limit.max_points);

@@ -10,6 +10,7 @@
 #include "client_limits.h"
 #include "log.h"
 #include "lua_options.h"
+#include "lua_cluster.h"
 #include "lua_ctx.h"
 #include "lua_vm.h"
 #include "reload.h"
@@ -92,7 +93,7 @@ void sl_lua_push_handler(lua_State *L, const sl_server *s, const char *group, co
 
 static void new_handler_set(lua_State *L) {
   lua_createtable(L, 0, 8);
-  static const char *const groups[] = {"on", "ack", "use", "hooks", "shutdown", "options"};
+  static const char *const groups[] = {"on", "ack", "use", "hooks", "shutdown", "options", "server"};
   for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
     lua_newtable(L);
     lua_setfield(L, -2, groups[i]);
@@ -130,6 +131,7 @@ static int sl_server_on_all(lua_State *L) { return set_handler(L, "all", NULL, 2
 static int sl_server_on_connection(lua_State *L) { return set_handler(L, "connection", NULL, 2); }
 static int sl_server_on_disconnect(lua_State *L) { return set_handler(L, "disconnect", NULL, 2); }
 static int sl_server_on_message(lua_State *L) { return set_handler(L, "message", NULL, 2); }
+static int sl_server_on_server_event(lua_State *L) { return set_handler(L, "server", check_name(L, 2), 3); }
 
 static int append_handler(lua_State *L, const char *group) {
   sl_server *s = check_server(L);
@@ -147,12 +149,6 @@ static int sl_server_on_shutdown(lua_State *L) { return append_handler(L, "shutd
 
 /* ---- sending ---- */
 
-static const sl_conn *optional_exclude(lua_State *L, sl_server *s, int idx) {
-  size_t len;
-  const char *id = luaL_optlstring(L, idx, NULL, &len);
-  return id ? sl_map_get(&s->clients, id, len) : NULL;
-}
-
 bool sl_lua_broadcast_allowed(lua_State *L, sl_server *s, int event_idx, int data_idx, const char *exclude_id) {
   if (!sl_app_push_hook(L, s, SL_HOOK_BEFORE_BROADCAST)) return true;
   lua_pushvalue(L, event_idx);
@@ -168,7 +164,7 @@ static int sl_server_broadcast(lua_State *L) {
   if (!sl_lua_broadcast_allowed(L, s, 2, 3, luaL_optstring(L, 4, NULL))) return 0;
   sl_msg m;
   sl_lua_check_msg(L, 2, 3, SL_MSG_EVENT, &m);
-  sl_app_broadcast(s, &m, optional_exclude(L, s, 4));
+  sl_app_broadcast(s, &m, luaL_optstring(L, 4, NULL));
   sl_msg_release(&m);
   return 0;
 }
@@ -177,7 +173,7 @@ static int sl_server_broadcast_binary(lua_State *L) {
   sl_server *s = check_server(L);
   sl_msg m;
   sl_lua_check_msg(L, 2, 3, SL_MSG_BINARY, &m);
-  sl_app_broadcast(s, &m, optional_exclude(L, s, 4));
+  sl_app_broadcast(s, &m, luaL_optstring(L, 4, NULL));
   sl_msg_release(&m);
   return 0;
 }
@@ -188,7 +184,7 @@ static int sl_server_to(lua_State *L) {
   const char *room = luaL_checklstring(L, 2, &len);
   sl_msg m;
   sl_lua_check_msg(L, 3, 4, SL_MSG_EVENT, &m);
-  sl_app_to_room(s, room, len, &m, optional_exclude(L, s, 5));
+  sl_app_to_room(s, room, len, &m, luaL_optstring(L, 5, NULL));
   sl_msg_release(&m);
   return 0;
 }
@@ -199,17 +195,28 @@ static int sl_server_to_id(lua_State *L) {
   const char *id = luaL_checklstring(L, 2, &len);
   sl_msg m;
   sl_lua_check_msg(L, 3, 4, SL_MSG_EVENT, &m);
-  sl_conn *c = sl_map_get(&s->clients, id, len);
-  int r = c ? sl_conn_send(c, &m) : -1;
+  bool sent = sl_app_to_id(s, id, len, &m);
   sl_msg_release(&m);
-  lua_pushboolean(L, r == 0);
+  lua_pushboolean(L, sent);
   return 1;
 }
 
+static int sl_server_side_emit(lua_State *L) { return sl_lua_server_side_emit(L, check_server(L)); }
+
 /* ---- queries ---- */
+
+/* {cluster = true} asks every node, through Redis. */
+static bool wants_cluster(lua_State *L, int idx) {
+  if (!lua_istable(L, idx)) return false;
+  lua_getfield(L, idx, "cluster");
+  bool yes = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return yes;
+}
 
 static int sl_server_get_clients(lua_State *L) {
   sl_server *s = check_server(L);
+  if (wants_cluster(L, 2)) return sl_lua_cluster_query(L, s, NULL, 0, 3);
   size_t len = 0;
   const char *room = luaL_optlstring(L, 2, NULL, &len);
   sl_app_push_clients(L, s, room, len);
@@ -221,10 +228,7 @@ static void mark_array(lua_State *L) {
   lua_setmetatable(L, -2);
 }
 
-static int sl_server_get_room_members(lua_State *L) {
-  sl_server *s = check_server(L);
-  size_t len;
-  const char *name = luaL_checklstring(L, 2, &len);
+void sl_lua_push_room_members(lua_State *L, sl_server *s, const char *name, size_t len) {
   const sl_room *room = sl_rooms_find(&s->rooms, name, len);
   lua_createtable(L, room ? (int)room->count : 0, 0);
   for (uint32_t i = 0; room && i < room->count; i++) {
@@ -232,6 +236,14 @@ static int sl_server_get_room_members(lua_State *L) {
     lua_rawseti(L, -2, (int)i + 1);
   }
   mark_array(L);
+}
+
+static int sl_server_get_room_members(lua_State *L) {
+  sl_server *s = check_server(L);
+  size_t len;
+  const char *name = luaL_checklstring(L, 2, &len);
+  if (wants_cluster(L, 3)) return sl_lua_cluster_query(L, s, name, len, 4);
+  sl_lua_push_room_members(L, s, name, len);
   return 1;
 }
 
@@ -385,6 +397,8 @@ void sl_lua_open_server(lua_State *L) {
       {"onDisconnect", sl_server_on_disconnect},
       {"onMessage", sl_server_on_message},
       {"onShutdown", sl_server_on_shutdown},
+      {"onServerEvent", sl_server_on_server_event},
+      {"serverSideEmit", sl_server_side_emit},
       {"use", sl_server_use},
       {"broadcast", sl_server_broadcast},
       {"broadcastBinary", sl_server_broadcast_binary},

@@ -33,6 +33,7 @@ void sl_config_defaults(sl_config *cfg) {
       .max_frame_size = 10u << 20,
       .max_buffered_bytes = 4u << 20,
       .rate_limit = {100, 1000},
+      .cluster = {.node_timeout = 5000},
       .heartbeat_interval = 30000,
       .heartbeat_timeout = 60000,
       .connect_timeout = 10000,
@@ -48,6 +49,9 @@ void sl_config_free(sl_config *cfg) {
   free(cfg->health_endpoint);
   for (size_t i = 0; i < cfg->n_allowed_origins; i++) free(cfg->allowed_origins[i]);
   free(cfg->allowed_origins);
+  free(cfg->cluster.redis_url);
+  free(cfg->cluster.prefix);
+  free(cfg->cluster.node_id);
   memset(cfg, 0, sizeof *cfg);
 }
 
@@ -267,6 +271,8 @@ int sl_server_start(sl_server *s) {
   s->next_ping = sl_now_ms() + s->cfg.heartbeat_interval;
   s->stats.started_at = sl_now_ms();
   s->started = true;
+  if (s->cfg.cluster.redis_url && !(s->cluster = sl_cluster_new(s, &s->cfg.cluster)))
+    sl_error("cluster: out of memory; this node runs alone");
   return 0;
 }
 
@@ -309,6 +315,8 @@ void sl_server_drain(sl_server *s, void (*drained)(sl_server *s, bool forced)) {
 void sl_server_stop(sl_server *s) {
   if (!s->started || s->stopped) return;
   s->stopped = true;
+  if (s->cluster) sl_cluster_stop(s->cluster); /* it frees itself once closed */
+  s->cluster = NULL;
   close_listener(&s->listener);
   close_listener(&s->tcp_listener);
   sl_server_force(s);

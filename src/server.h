@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "cluster.h"
 #include "conn.h"
 #include "map.h"
 #include "ratelimit.h"
@@ -29,6 +30,7 @@ typedef struct {
   char *health_endpoint; /* NULL: disabled */
   char **allowed_origins; /* NULL: any origin */
   size_t n_allowed_origins;
+  sl_cluster_config cluster;
 } sl_config;
 
 typedef struct {
@@ -58,6 +60,7 @@ struct sl_server {
   uint64_t next_ping;
   sl_stats stats;
   struct sl_tls_ctx *tls; /* both listeners speak TLS when set */
+  sl_cluster *cluster;    /* from start to stop, when cfg.cluster.redis_url is set */
 
   sl_map ip_counts;    /* address -> clients, for maxConnectionsPerIP */
   sl_map event_rates;  /* event -> its own rate limit */
