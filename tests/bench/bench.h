@@ -18,6 +18,7 @@ typedef struct {
   const char *workload;
   transport transport;
   int port, tcp_port;
+  int sender_port;  /* fanout: senders connect here (another node of a cluster); 0 = port */
   int connections;  /* echo/ack: connections; fanout: receivers; connect: concurrent attempts; idle: N */
   int depth;        /* messages in flight per connection (per sender for fanout) */
   int senders;      /* fanout */
@@ -59,6 +60,7 @@ struct bconn {
   bench *b;
   int index;
   int role; /* the workload's own tag */
+  const struct sockaddr_in *target; /* the server it connects to */
   conn_state state;
   bool closing; /* uv_close called, close callback not yet run */
   bool writing; /* a uv_write owns out[out_head, write_end) */
@@ -110,6 +112,7 @@ struct bench {
   bconn *conns;
   int nconns;
   struct sockaddr_in target;
+  struct sockaddr_in sender_target; /* fanout senders', with --sender-port */
   uv_timer_t phase_timer;
   uv_check_t flusher;
   bconn *dirty_head;

@@ -12,6 +12,8 @@ local server = stelar.server {
   rateLimit = false,
   maxConnections = 100000,
   maxConnectionsPerIP = 100000,
+  -- scripts/bench --cluster: nodes of one cluster over the Redis it started.
+  cluster = os.getenv("REDIS_URL") and { redis = os.getenv("REDIS_URL"), nodeId = os.getenv("NODE_ID") } or false,
 }
 
 server:on("echo", function(ctx)

@@ -45,6 +45,7 @@ void conn_init(bench *b, bconn *c, int index, int role, size_t in_cap, size_t ou
   c->b = b;
   c->index = index;
   c->role = role;
+  c->target = &b->target;
   c->in_cap = in_cap;
   c->out_cap = out_cap;
   c->in = malloc(in_cap);
@@ -355,7 +356,7 @@ static void send_upgrade(bconn *c) {
   }
   uint8_t *dst = reserve(c, 256);
   if (!dst) return;
-  size_t n = ws_upgrade_request((char *)dst, 256, c->b->opt.port, key);
+  size_t n = ws_upgrade_request((char *)dst, 256, ntohs(c->target->sin_port), key);
   commit(c, n);
 }
 
@@ -409,7 +410,7 @@ void conn_start(bconn *c) {
   c->tcp.data = c;
   c->connect_req.data = c;
   r = bind_source(c, attempts++);
-  if (r == 0) r = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&b->target, on_connect);
+  if (r == 0) r = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)c->target, on_connect);
   if (r < 0) {
     bench_error(b, "connection %d: connect: %s", c->index, uv_strerror(r));
     conn_close(c);

@@ -1,7 +1,7 @@
 /* stelar-bench: the load generator of scripts/bench.
  *
  *   stelar-bench --workload echo|ack|fanout|connect|idle --transport ws|tcp
- *                --port P [--tcp-port P2] [--connections N] [--depth D]
+ *                --port P [--tcp-port P2] [--sender-port P3] [--connections N] [--depth D]
  *                [--senders S] [--duration S] [--payload BYTES]
  *                [--server-pid PID] [--concurrency C] [--source-addrs K]
  *   stelar-bench --self-test [--workload echo|ack|connect|idle] ...
@@ -28,7 +28,7 @@ static char hard_stop_line[LINE_CAP];
 static void usage(void) {
   fprintf(stderr,
           "usage: stelar-bench --workload echo|ack|fanout|connect|idle --transport ws|tcp --port P\n"
-          "         [--tcp-port P2] [--connections N] [--depth D] [--senders S] [--duration SECS]\n"
+          "         [--tcp-port P2] [--sender-port P3] [--connections N] [--depth D] [--senders S] [--duration SECS]\n"
           "         [--payload BYTES] [--server-pid PID] [--concurrency C] [--source-addrs K]\n"
           "         [--warmup SECS] [--setup-timeout SECS] [--settle SECS] [--host 127.0.0.1]\n"
           "       stelar-bench --self-test [--workload echo|ack|connect|idle] [...]\n");
@@ -70,6 +70,7 @@ static options parse_args(int argc, char **argv) {
     else if (strcmp(a, "--host") == 0) check_host(v);
     else if (strcmp(a, "--port") == 0) o.port = (int)number_arg(a, v, 1, 65535);
     else if (strcmp(a, "--tcp-port") == 0) o.tcp_port = (int)number_arg(a, v, 1, 65535);
+    else if (strcmp(a, "--sender-port") == 0) o.sender_port = (int)number_arg(a, v, 1, 65535);
     else if (strcmp(a, "--connections") == 0) o.connections = (int)number_arg(a, v, 1, 1000000);
     else if (strcmp(a, "--depth") == 0) o.depth = (int)number_arg(a, v, 1, 100000);
     else if (strcmp(a, "--senders") == 0) o.senders = (int)number_arg(a, v, 1, 10000);
@@ -263,6 +264,7 @@ static int run(bench *b) {
   take_cpu(b, &b->cpu_at_start, &b->server_cpu_at_start, &b->busy_at_start);
   int port = b->opt.transport == TRANSPORT_TCP && b->opt.tcp_port ? b->opt.tcp_port : b->opt.port;
   uv_ip4_addr("127.0.0.1", port, &b->target);
+  uv_ip4_addr("127.0.0.1", b->opt.sender_port ? b->opt.sender_port : port, &b->sender_target);
   uv_timer_init(b->loop, &b->phase_timer);
   b->phase_timer.data = b;
   uv_timer_start(&b->phase_timer, setup_timed_out, (uint64_t)(b->opt.setup_timeout * 1000), 0);

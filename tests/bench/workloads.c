@@ -202,6 +202,7 @@ static int fanout_setup(bench *b) {
     bool receiver = i < fanout.receivers;
     conn_init(b, &b->conns[i], i, receiver ? RECEIVER : SENDER, receiver ? 65536 : window_in_cap(b, b->opt.depth),
               receiver ? SMALL_OUT : window_out_cap(b, b->opt.depth));
+    if (!receiver) b->conns[i].target = &b->sender_target;
     conn_start(&b->conns[i]);
   }
   return 0;
