@@ -23,17 +23,24 @@ sl_conn *sl_conn_new(sl_server *s) {
   c->server = s;
   c->meta_ref = c->req_ref = c->ctx_ref = -2; /* LUA_NOREF */
   c->tcp.data = c;
-  c->wreq.data = c;
   return c;
 }
 
+static void outq_release_ring(sl_outq *q) {
+  if (q->items != &q->one) free(q->items);
+}
+
 static int outq_push(sl_outq *q, sl_buf *b) {
+  if (q->cap == 0) {
+    q->items = &q->one;
+    q->cap = 1;
+  }
   if (q->count == q->cap) {
-    uint32_t cap = q->cap ? q->cap * 2 : 8;
+    uint32_t cap = q->cap < 8 ? 8 : q->cap * 2;
     sl_buf **items = malloc(cap * sizeof *items);
     if (!items) return -1;
     for (uint32_t i = 0; i < q->count; i++) items[i] = q->items[(q->head + i) % q->cap];
-    free(q->items);
+    outq_release_ring(q);
     q->items = items;
     q->head = 0;
     q->cap = cap;
@@ -78,7 +85,7 @@ static void outq_truncate(sl_outq *q, uint32_t keep) {
 
 static void outq_free(sl_outq *q) {
   while (q->count) outq_pop(q);
-  free(q->items);
+  outq_release_ring(q);
   memset(q, 0, sizeof *q);
 }
 
@@ -137,14 +144,33 @@ int sl_conn_send(sl_conn *c, sl_msg *m) {
   return 0;
 }
 
+/* A write request exists only while a write waits for a full socket, which
+ * few connections do at any moment: they are pooled rather than part of
+ * every connection (192 bytes each). */
+#define WRITE_REQ_POOL 1024
+static uv_write_t *free_reqs[WRITE_REQ_POOL];
+static unsigned n_free_reqs;
+
+static uv_write_t *take_write_req(void) {
+  return n_free_reqs ? free_reqs[--n_free_reqs] : malloc(sizeof(uv_write_t));
+}
+
+static void give_write_req(uv_write_t *req) {
+  if (n_free_reqs < WRITE_REQ_POOL) free_reqs[n_free_reqs++] = req;
+  else free(req);
+}
+
 static void on_write(uv_write_t *req, int status);
 
 static void start_write(sl_conn *c) {
   uv_buf_t bufs[MAX_WRITE_BUFS];
   uint32_t n = outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
+  uv_write_t *req = take_write_req();
+  if (!req) return sl_conn_abort(c);
+  req->data = c;
   c->writing = n;
-  int r = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, on_write);
-  if (r != 0) {
+  if (uv_write(req, (uv_stream_t *)&c->tcp, bufs, n, on_write) != 0) {
+    give_write_req(req);
     c->writing = 0;
     sl_conn_abort(c);
   }
@@ -174,6 +200,7 @@ void sl_conn_flush(sl_conn *c) {
 
 static void on_write(uv_write_t *req, int status) {
   sl_conn *c = req->data;
+  give_write_req(req);
   uint32_t n = c->writing;
   c->writing = 0;
   if (status < 0) {

@@ -79,9 +79,12 @@ typedef struct {
   void (*free)(sl_conn *c);       /* releases transport state */
 } sl_transport;
 
-/* Outbound queue: a ring of shared buffers; the head may be partly written. */
+/* Outbound queue: a ring of shared buffers; the head may be partly written.
+ * Its first slot is inline, so a quiet client (one 101 response, the odd
+ * message) never allocates a ring. */
 typedef struct {
-  sl_buf **items;
+  sl_buf **items; /* &one, or a malloc'd ring once two are queued */
+  sl_buf *one;
   uint32_t head, count, cap;
   uint32_t head_off;
   size_t bytes;
@@ -105,8 +108,7 @@ struct sl_conn {
   char remote[48];
 
   sl_outq q;
-  uv_write_t wreq;
-  uint32_t writing; /* buffers handed to the write in flight */
+  uint32_t writing; /* buffers handed to the write in flight (conn.c's pooled request) */
   sl_conn *dirty_next;
 
   sl_conn *prev, *next; /* the server's list of connections */
