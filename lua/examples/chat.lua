@@ -4,12 +4,18 @@
 --
 --   scripts/run lua/examples/chat.lua        (PORT=4000 to move it)
 --
+-- With REDIS_URL (and NODE_ID) set it is one node of a cluster: run several
+-- on one Redis (scripts/cluster-demo starts three) and rooms span them.
+-- Nicknames and history stay on the node that saw them.
+--
 -- Client events:  nick "name" | join "room" | leave "room" | say {room, text}
 -- ACK:            members {room} -> {room, members = {{id, nick}, ...}}
 local stelar = require("stelar")
 
 local server = stelar.server {
   port = tonumber(os.getenv("PORT")) or 3000,
+  tcpPort = tonumber(os.getenv("TCP_PORT")) or false,
+  cluster = os.getenv("REDIS_URL") and { redis = os.getenv("REDIS_URL"), nodeId = os.getenv("NODE_ID") } or false,
   heartbeatInterval = 25000,
   heartbeatTimeout = 60000,
 }
@@ -81,11 +87,14 @@ end)
 server:onAck("members", function(ctx)
   local room = type(ctx.data) == "table" and ctx.data.room
   if not valid_name(room, 64) then error("members needs {room}") end
+  -- Every node's members: this handler waits for Redis's answer (alone,
+  -- the server answers at once; problem is "cluster unavailable" without Redis).
+  local ids, problem = server:getRoomMembers(room, { cluster = true })
   local members = stelar.array()
-  for _, id in ipairs(server:getRoomMembers(room)) do
+  for _, id in ipairs(ids) do
     members[#members + 1] = { id = id, nick = nicks[id] }
   end
-  return { room = room, members = members }
+  return { room = room, members = members, problem = problem }
 end)
 
 server:onDisconnect(function(ctx)
