@@ -2,6 +2,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,9 @@
 #define RETRY_MAX_MS 2000
 #define NODE_ID_MAX 64
 #define WIRE_VERSION 1
+/* Published bytes Redis has not taken yet, past which a message is dropped
+ * (and counted) rather than held: a stalled Redis must not grow the node. */
+#define PUBLISH_BACKLOG_MAX (64u << 20)
 
 /* Redis names, under the prefix P:
  *   channels  P:all  P:srv (node to node)  P:room:<name>  P:client:<id>
@@ -336,7 +340,7 @@ static void subscribe_all(sl_cluster *cl) {
 
 bool sl_cluster_publish(sl_cluster *cl, sl_to to, const char *name, size_t len, const sl_msg *m,
                         const char *exclude_id) {
-  if (!cmd_ready(cl)) {
+  if (!cmd_ready(cl) || sdslen(cl->cmd.ac->c.obuf) > PUBLISH_BACKLOG_MAX) {
     cl->dropped++;
     return false;
   }

@@ -5,10 +5,11 @@
 // queries, and survive Redis going away and coming back.
 const test = require('node:test');
 const assert = require('node:assert');
-const { connect, sleep } = require('./harness');
+const fs = require('node:fs');
+const { connect, fixture, runToExit, sleep } = require('./harness');
 const { T, TcpClient, tcpConnect } = require('./tcpwire');
 const { binaryMessage, parseBinary, poll, escapeRe } = require('./apihelp');
-const { freePort, startRedis, startNode } = require('./clusterhelp');
+const { freePort, redisCommand, startRedis, startNode } = require('./clusterhelp');
 
 const NODE_TIMEOUT = 1500;
 
@@ -432,4 +433,54 @@ test('without the cluster option: getStats().cluster is {enabled = false} and no
   const c = await h.ws('solo');
   assert.deepStrictEqual(await ask(c, 'stats'), { enabled: false });
   assert.doesNotMatch(n.logs(), /cluster/i);
+});
+
+test('a bad cluster option stops the start-up with a message that names it', async () => {
+  const cases = [
+    [{ REDIS_URL: 'http://127.0.0.1:6379' }, /option 'cluster\.redis' \(http:\/\/127\.0\.0\.1:6379\): it must start with redis:\/\//],
+    [{ REDIS_URL: 'redis://127.0.0.1:99999' }, /option 'cluster\.redis' .*: the port must be 1 to 65535/],
+    [{ REDIS_URL: 'redis://:6379' }, /option 'cluster\.redis' .*: it names no host/],
+    [{ REDIS_URL: 'redis://127.0.0.1:6379', NODE_TIMEOUT: '10' }, /option 'cluster\.nodeTimeout' must be whole ms from 300/],
+    [{ REDIS_URL: 'redis://127.0.0.1:6379', NODE_ID: 'x'.repeat(65) }, /option 'cluster\.nodeId' must be a string of 1 to 64 bytes/],
+  ];
+  for (const [env, want] of cases) {
+    const r = await runToExit(fixture('cluster_app.lua'), { env: { REDIS_URL: '', NODE_ID: '', NODE_TIMEOUT: '', ...env } });
+    assert.strictEqual(r.code, 1, `${JSON.stringify(env)}: exit ${r.code}\n${r.out}`);
+    assert.match(r.out, want);
+  }
+});
+
+test('a malformed message on a cluster channel is logged and ignored; the node goes on', { timeout: 30000 }, async (t) => {
+  const h = await setup(t, ['a']);
+  const a1 = await h.ws('a');
+  const a2 = await h.ws('a');
+  for (const junk of ['', 'x', '\x01e\x05', '\x02e\x01a\x00\x00\x01z{}', '\x01e\x01b\x00\x00\x00']) {
+    await redisCommand(h.redis.port, ['PUBLISH', 'stelar:all', junk]);
+  }
+  await h.nodes.a.waitForLog(/cluster: ignored a malformed message on stelar:all/);
+  assert.ok(await a2.nothing(() => true, 300), 'a malformed message was delivered');
+  a1.emit('shout', 'still fine');
+  assert.deepStrictEqual(await got(a2, 'shouted'), { text: 'still fine', from: a1.id });
+});
+
+test('a stalled Redis: what it has not taken is bounded (64 MiB), the rest dropped and counted', { timeout: 60000 }, async (t) => {
+  const h = await setup(t, ['a']);
+  const a1 = await h.ws('a');
+  t.after(() => h.redis.resume());
+  const rssMiB = () => Number(fs.readFileSync(`/proc/${h.nodes.a.proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) / 1024;
+  const rssBefore = rssMiB();
+  h.redis.pause();
+  a1.emit('flood', { count: 200, size: 1 << 20 }); // 200 MiB published into a stalled Redis
+  const flooded = await got(a1, 'flooded', 20000);
+  assert.ok(flooded.dropped >= 100, `dropped ${flooded.dropped} of 200 1-MiB messages`);
+  assert.ok(flooded.published <= 100, `published ${flooded.published}`);
+  if (!process.env.ASAN_OPTIONS) { // ASan keeps freed blocks resident on purpose
+    const grew = rssMiB() - rssBefore;
+    assert.ok(grew < 180, `RSS grew ${grew.toFixed(0)} MiB for 200 MiB published`);
+  }
+  h.redis.resume();
+  a1.emit('flood', { count: 1, size: 10 });
+  const after = await got(a1, 'flooded', 20000);
+  assert.strictEqual(after.connected, true);
+  assert.strictEqual(after.dropped, flooded.dropped, 'a message was dropped once Redis took its backlog');
 });

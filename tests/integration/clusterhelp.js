@@ -77,6 +77,9 @@ async function startRedis({ port = 0 } = {}) {
       proc.kill('SIGKILL');
       await exited;
     },
+    // SIGSTOP / SIGCONT: a Redis that stalls without closing anything.
+    pause() { if (proc) proc.kill('SIGSTOP'); },
+    resume() { if (proc) proc.kill('SIGCONT'); },
     async restart() {
       await redis.stop();
       await redis.start();
@@ -116,4 +119,25 @@ async function startNode(redisUrl, nodeId, { nodeTimeout, connected = true } = {
   return server;
 }
 
-module.exports = { freePort, ping, startRedis, startNode };
+// Sends one command to Redis on port (RESP, bulk strings); resolves with
+// the first line of the reply.
+function redisCommand(port, args, ms = 2000) {
+  const parts = [`*${args.length}\r\n`];
+  for (const a of args) parts.push(`$${Buffer.byteLength(a)}\r\n`, a, '\r\n');
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`redis ${args[0]}: no reply in ${ms} ms`)); }, ms);
+    let got = '';
+    sock.on('connect', () => sock.write(parts.join('')));
+    sock.on('data', (d) => {
+      got += d;
+      if (!got.includes('\r\n')) return;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(got.slice(0, got.indexOf('\r\n')));
+    });
+    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+module.exports = { freePort, ping, redisCommand, startRedis, startNode };
