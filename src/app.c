@@ -299,7 +299,7 @@ void sl_app_client_opened(sl_conn *c, const sl_http_req *req) {
   if (c->is_tcp) s->stats.tcp++;
   else s->stats.ws++;
   if (c->tp->greet) c->tp->greet(c);
-  if (req) sl_http_copy_request(req, &c->req_text);
+  if (req && sl_http_copy_request(req, &c->req_text) == 0) sl_sbuf_fit(&c->req_text); /* kept until read, if ever */
   client_connect_hook(c);
   if (c->state != SL_CONN_PENDING) return;
 

@@ -29,6 +29,14 @@ int sl_sbuf_puts(sl_sbuf *b, const char *s) { return sl_sbuf_append(b, s, strlen
 
 void sl_sbuf_reset(sl_sbuf *b) { b->len = 0; }
 
+void sl_sbuf_fit(sl_sbuf *b) {
+  if (b->cap == b->len || !b->len) return;
+  char *p = realloc(b->data, b->len);
+  if (!p) return; /* keeping the larger block is no harm */
+  b->data = p;
+  b->cap = b->len;
+}
+
 void sl_sbuf_free(sl_sbuf *b) {
   free(b->data);
   b->data = NULL;

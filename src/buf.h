@@ -18,6 +18,8 @@ int sl_sbuf_append(sl_sbuf *b, const void *p, size_t n);
 int sl_sbuf_putc(sl_sbuf *b, char c);
 int sl_sbuf_puts(sl_sbuf *b, const char *s);
 void sl_sbuf_reset(sl_sbuf *b);
+/* Gives back the spare capacity of bytes that are kept but will not grow. */
+void sl_sbuf_fit(sl_sbuf *b);
 void sl_sbuf_free(sl_sbuf *b);
 
 /* Shared, immutable once built. Whoever holds a reference calls sl_buf_unref. */

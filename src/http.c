@@ -270,8 +270,8 @@ static void answer_upgrade(sl_conn *c, sl_http_req *r, const char *rest, size_t 
   if (deflate) n += snprintf(head + n, sizeof head - (size_t)n, "Sec-WebSocket-Extensions: %s\r\n", pmd_reply);
   n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
   sl_conn_enqueue(c, sl_buf_from(head, (size_t)n));
-  if (sl_ws_attach(c) != 0) return sl_conn_abort(c);
-  if (deflate) sl_ws_enable_deflate(c, &pmd);
+  sl_ws_attach(c);
+  if (deflate && sl_ws_enable_deflate(c, &pmd) != 0) return sl_conn_abort(c);
   c->deadline = 0;
   sl_app_client_opened(c, r);
   if (rest_len) sl_app_feed(c, rest, rest_len);

@@ -44,9 +44,17 @@ typedef struct {
 
 static const struct wslay_event_callbacks callbacks;
 
+/* The connection's receiving state, made on first use: a client that only
+ * listens never needs it (nor, after a quiet second, keeps it). */
+static ws_state *state(sl_conn *c) {
+  if (!c->proto) c->proto = calloc(1, sizeof(ws_state));
+  return c->proto;
+}
+
 /* The connection's wslay context, made again if it was given back. */
 static wslay_event_context_ptr wsl(sl_conn *c) {
-  ws_state *st = c->proto;
+  ws_state *st = state(c);
+  if (!st) return NULL;
   if (st->ws) return st->ws;
   if (wslay_event_context_server_init(&st->ws, &callbacks, c) != 0) return NULL;
   wslay_event_config_set_max_recv_msg_length(st->ws, UINT64_MAX >> 1); /* see on_frame_start */
@@ -294,9 +302,9 @@ static void follow_close(sl_conn *c, ws_state *st) {
 }
 
 static void ws_read(sl_conn *c, const char *p, size_t n) {
-  ws_state *st = c->proto;
   wslay_event_context_ptr ws = wsl(c);
   if (!ws) return sl_conn_abort(c);
+  ws_state *st = c->proto;
   if (!wslay_event_get_read_enabled(ws)) return; /* draining after a close */
   track_frames(st, (const uint8_t *)p, n);
   st->in = p;
@@ -326,7 +334,7 @@ static void ws_close(sl_conn *c, uint16_t code, const char *reason) {
 
 static void ws_drained(sl_conn *c) {
   ws_state *st = c->proto;
-  if (c->state != SL_CONN_CLOSING || !st->ws) return;
+  if (c->state != SL_CONN_CLOSING || !st || !st->ws) return;
   /* Both CLOSE frames are through: the TCP side may go. */
   if (wslay_event_get_close_received(st->ws) || !wslay_event_get_read_enabled(st->ws))
     sl_conn_shutdown(c);
@@ -339,18 +347,6 @@ static void ws_ping(sl_conn *c) {
 }
 
 /* Quiet for a while and between messages: give the parser state back. */
-static void ws_idle(sl_conn *c) {
-  ws_state *st = c->proto;
-  if (!st->ws || c->state != SL_CONN_OPEN || st->hdr_have || st->payload_left || st->mid_message) return;
-  wslay_event_context_free(st->ws);
-  st->ws = NULL;
-  sl_sbuf_free(&st->msg);
-  if (st->pmd.client_no_context_takeover) { /* nothing to remember between messages */
-    sl_inflater_free(st->inflater);
-    st->inflater = NULL;
-  }
-}
-
 static void ws_free(sl_conn *c) {
   ws_state *st = c->proto;
   if (!st) return;
@@ -359,6 +355,21 @@ static void ws_free(sl_conn *c) {
   sl_inflater_free(st->inflater);
   free(st);
   c->proto = NULL;
+}
+
+/* Quiet for a while and between messages: give the parser state back (all
+ * of it, unless compression parameters must be remembered). */
+static void ws_idle(sl_conn *c) {
+  ws_state *st = c->proto;
+  if (!st || c->state != SL_CONN_OPEN || st->hdr_have || st->payload_left || st->mid_message) return;
+  if (!st->deflate) return ws_free(c);
+  wslay_event_context_free(st->ws);
+  st->ws = NULL;
+  sl_sbuf_free(&st->msg);
+  if (st->pmd.client_no_context_takeover) { /* nothing to remember between messages */
+    sl_inflater_free(st->inflater);
+    st->inflater = NULL;
+  }
 }
 
 static const sl_transport ws_transport = {
@@ -372,19 +383,18 @@ static const sl_transport ws_transport = {
     .free = ws_free,
 };
 
-int sl_ws_attach(sl_conn *c) {
-  ws_state *st = calloc(1, sizeof *st);
-  if (!st) return -1;
-  c->proto = st;
+void sl_ws_attach(sl_conn *c) {
+  c->proto = NULL; /* made on first use */
   c->tp = &ws_transport;
   c->wire = SL_WIRE_WS;
-  return 0;
 }
 
-void sl_ws_enable_deflate(sl_conn *c, const sl_pmd *params) {
-  ws_state *st = c->proto;
+int sl_ws_enable_deflate(sl_conn *c, const sl_pmd *params) {
+  ws_state *st = state(c);
+  if (!st) return -1;
   st->pmd = *params;
   st->deflate = true;
   if (st->ws) wslay_event_config_set_allowed_rsv_bits(st->ws, WSLAY_RSV1_BIT);
   c->wire = (uint8_t)(SL_WIRE_WS_DEFLATE + params->server_max_window_bits - 9);
+  return 0;
 }

@@ -13,16 +13,18 @@
 
 enum { SL_WS_TEXT = 1, SL_WS_BINARY = 2, SL_WS_CLOSE = 8, SL_WS_PING = 9, SL_WS_PONG = 10 };
 
-/* Switches an upgraded connection to WebSocket. */
-int sl_ws_attach(sl_conn *c);
+/* Switches an upgraded connection to WebSocket (its state is made when it
+ * first speaks). */
+void sl_ws_attach(sl_conn *c);
 
 /* A complete unmasked server frame. Pure, for tests. */
 sl_buf *sl_ws_frame(int opcode, const void *payload, size_t len);
 /* The same with RSV1 set: a permessage-deflate compressed message. */
 sl_buf *sl_ws_frame_rsv1(int opcode, bool rsv1, const void *payload, size_t len);
 
-/* Makes c's WebSocket inflate and deflate messages as negotiated. */
+/* Makes c's WebSocket inflate and deflate messages as negotiated; -1 when
+ * out of memory. */
 struct sl_pmd;
-void sl_ws_enable_deflate(sl_conn *c, const struct sl_pmd *params);
+int sl_ws_enable_deflate(sl_conn *c, const struct sl_pmd *params);
 
 #endif
