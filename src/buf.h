@@ -29,6 +29,8 @@ typedef struct sl_buf {
   char data[];
 } sl_buf;
 
+/* len may be lowered after sl_buf_new (never raised): the block's size
+ * class follows the len it was made with. */
 sl_buf *sl_buf_new(size_t len);
 sl_buf *sl_buf_from(const void *p, size_t len);
 static inline sl_buf *sl_buf_ref(sl_buf *b) {

@@ -18,17 +18,28 @@ const char *sl_env_status_text(sl_env_status s) {
   return "unknown";
 }
 
-/* Unescapes the JSON string span into out (1-256 bytes); false otherwise. */
+static bool name_ok(const char *name, size_t len) {
+  return len > 0 && len <= SL_EVENT_NAME_MAX && !memchr(name, '\0', len);
+}
+
+/* The JSON string span (already validated) as a name of 1-256 bytes in
+ * out; false otherwise. Names without escapes, the usual case, are copied
+ * straight; others are unescaped in a buffer kept for the purpose. */
 static bool name_from(const char *value, size_t len, char out[SL_EVENT_NAME_MAX + 1]) {
-  sl_sbuf buf = {0};
-  bool ok = len >= 2 && value[0] == '"' && sl_jt_string(value, value + len, &buf) == value + len &&
-            buf.len > 0 && buf.len <= SL_EVENT_NAME_MAX && !memchr(buf.data, '\0', buf.len);
-  if (ok) {
-    memcpy(out, buf.data, buf.len);
-    out[buf.len] = '\0';
+  static sl_sbuf unescaped;
+  if (len < 2 || value[0] != '"') return false;
+  const char *name = value + 1;
+  size_t n = len - 2;
+  if (memchr(name, '\\', n)) {
+    sl_sbuf_reset(&unescaped);
+    if (sl_jt_string(value, value + len, &unescaped) != value + len) return false;
+    name = unescaped.data;
+    n = unescaped.len;
   }
-  sl_sbuf_free(&buf);
-  return ok;
+  if (!name_ok(name, n)) return false;
+  memcpy(out, name, n);
+  out[n] = '\0';
+  return true;
 }
 
 static bool key_is(const char *key, size_t len, const char *want) {
