@@ -13,7 +13,7 @@ local server = stelar.server {
   maxConnections = 100000,
   maxConnectionsPerIP = 100000,
   -- scripts/bench --cluster: nodes of one cluster over the Redis it started.
-  cluster = os.getenv("REDIS_URL") and { redis = os.getenv("REDIS_URL"), nodeId = os.getenv("NODE_ID") } or false,
+  cluster = os.getenv("REDIS_URL") and { redis = os.getenv("REDIS_URL"), nodeId = os.getenv("NODE_ID") } or nil,
 }
 
 server:on("echo", function(ctx)
