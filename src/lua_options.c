@@ -188,6 +188,19 @@ static void check_kept(lua_State *L, const struct option *o) {
   }
 }
 
+/* "cert\nkey\nca" of the tls table on top of the stack: how a reload tells
+ * an unchanged tls option from a changed one. */
+static void push_tls_files(lua_State *L) {
+  static const char *const names[3] = {"cert", "key", "ca"};
+  for (int i = 0; i < 3; i++) {
+    lua_getfield(L, -1 - i, names[i]);
+    if (!lua_isstring(L, -1)) lua_pop(L, 1), lua_pushliteral(L, "");
+  }
+  lua_pushfstring(L, "%s\n%s\n%s", lua_tostring(L, -3), lua_tostring(L, -2), lua_tostring(L, -1));
+  lua_replace(L, -4);
+  lua_pop(L, 2);
+}
+
 /* The files are read now, so a bad certificate stops the start-up. */
 static void set_tls(lua_State *L, sl_server *s) {
   if (!lua_istable(L, -1)) luaL_error(L, "stelar.server: option 'tls' must be {cert = path, key = path}");
@@ -204,6 +217,10 @@ static void set_tls(lua_State *L, sl_server *s) {
   if (!t) luaL_error(L, "stelar.server: %s", err);
   sl_tls_ctx_free(s->tls);
   s->tls = t;
+  push_tls_files(L);
+  free(s->cfg.tls_files);
+  s->cfg.tls_files = strdup(lua_tostring(L, -1));
+  lua_pop(L, 1);
 }
 
 /* The cluster table, checked whole before anything is kept. */
@@ -331,13 +348,29 @@ static bool restart_only(const struct option *o) {
          strcmp(o->name, "tls") == 0 || strcmp(o->name, "cluster") == 0;
 }
 
+/* Whether a restart-only option (value on top of the stack) says what the
+ * running server has: a reloaded script repeats its options. */
+static bool restart_option_unchanged(lua_State *L, const struct option *o, const sl_server *s) {
+  switch (o->type) {
+  case OPT_CLUSTER: return cluster_unchanged(L, &s->cfg);
+  case OPT_STRING: return lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), s->cfg.host) == 0;
+  case OPT_TLS: {
+    if (!lua_istable(L, -1) || !s->cfg.tls_files) return false;
+    push_tls_files(L);
+    bool same = strcmp(lua_tostring(L, -1), s->cfg.tls_files) == 0;
+    lua_pop(L, 1);
+    return same;
+  }
+  default: {
+    int now = o->type == OPT_PORT ? s->cfg.port : s->cfg.tcp_port;
+    bool off = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+    return (off ? -1 : lua_isnumber(L, -1) ? (int)lua_tonumber(L, -1) : -3) == now;
+  }
+  }
+}
+
 static void warn_restart(lua_State *L, const struct option *o, const sl_server *s) {
-  if (o->type == OPT_CLUSTER && cluster_unchanged(L, &s->cfg)) return;
-  int now = strcmp(o->name, "port") == 0 ? s->cfg.port : strcmp(o->name, "tcpPort") == 0 ? s->cfg.tcp_port : -2;
-  bool off = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
-  int want = off ? -1 : lua_isnumber(L, -1) ? (int)lua_tonumber(L, -1) : -3;
-  if (now != -2 && want == now) return; /* unchanged */
-  sl_warn("option '%s' changed: it takes effect after a restart", o->name);
+  if (!restart_option_unchanged(L, o, s)) sl_warn("option '%s' changed: it takes effect after a restart", o->name);
 }
 
 void sl_options_apply(lua_State *L, int idx, sl_server *s) {

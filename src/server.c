@@ -52,6 +52,7 @@ void sl_config_free(sl_config *cfg) {
   free(cfg->cluster.redis_url);
   free(cfg->cluster.prefix);
   free(cfg->cluster.node_id);
+  free(cfg->tls_files);
   memset(cfg, 0, sizeof *cfg);
 }
 

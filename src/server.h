@@ -31,6 +31,7 @@ typedef struct {
   char **allowed_origins; /* NULL: any origin */
   size_t n_allowed_origins;
   sl_cluster_config cluster;
+  char *tls_files; /* "cert\nkey\nca" of the tls option, NULL without TLS */
 } sl_config;
 
 typedef struct {

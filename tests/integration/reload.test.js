@@ -167,3 +167,27 @@ test('a reload whose options are invalid is refused whole: old handlers and opti
   assert.strictEqual(await hi(c), 'kept', 'the old handler still answers');
   await c.close();
 });
+
+test('restart-only options: a reload that repeats them says nothing; one that changes them says it takes a restart', async (t) => {
+  const { makeCert } = require('./tlshelp');
+  const dir = appDir('v1');
+  const { cert, key } = makeCert(dir);
+  const withOptions = (opts) => APP.replace('{ port = 0, rateLimit = false }', `{ port = 0, rateLimit = false, ${opts} }`);
+  const same = 'host = "127.0.0.1", tcpPort = 0, tls = { cert = [[' + cert + ']], key = [[' + key + ']] }';
+  fs.writeFileSync(path.join(dir, 'app.lua'), withOptions(same));
+  const server = await startServer(path.join(dir, 'app.lua'));
+  t.after(async () => { await server.stop(); fs.rmSync(dir, { recursive: true, force: true }); });
+
+  server.proc.kill('SIGHUP');
+  await server.waitForLog(/reloaded .* \(SIGHUP\)/, 6000);
+  assert.doesNotMatch(server.logs(), /takes effect after a restart/, 'an unchanged option was said to change');
+
+  const other = makeCert(dir, 'other');
+  const changed = 'host = "0.0.0.0", tcpPort = false, tls = { cert = [[' + other.cert + ']], key = [[' + other.key + ']] }';
+  const tmp = path.join(dir, '.app.lua.tmp'); // write-then-rename, as editors save
+  fs.writeFileSync(tmp, withOptions(changed));
+  fs.renameSync(tmp, path.join(dir, 'app.lua'));
+  for (const name of ['host', 'tcpPort', 'tls']) {
+    await server.waitForLog(new RegExp(`option '${name}' changed: it takes effect after a restart`), 6000);
+  }
+});
