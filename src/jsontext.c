@@ -2,6 +2,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 const char *sl_jt_ws(const char *p, const char *end) {
   while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
@@ -53,15 +56,29 @@ static const char *unicode_escape(const char *p, const char *end, sl_sbuf *out) 
 }
 
 const char *sl_jt_plain_run(const char *p, const char *end) {
-  /* Eight bytes at a time while none is a quote, a backslash or a control
-   * character (the usual word tricks: a byte is zero, a byte is below n). */
+#ifdef __SSE2__
+  /* Sixteen bytes at a time: where the first quote, backslash or control
+   * character is, from one compare mask. */
+  const __m128i quote16 = _mm_set1_epi8('"'), backslash16 = _mm_set1_epi8('\\'), c1f = _mm_set1_epi8(0x1f);
+  while (end - p >= 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i control = _mm_cmpeq_epi8(_mm_max_epu8(v, c1f), c1f); /* byte <= 0x1f */
+    __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, backslash16)), control);
+    int mask = _mm_movemask_epi8(special);
+    if (mask) return p + __builtin_ctz((unsigned)mask);
+    p += 16;
+  }
+#endif
+  /* Eight bytes at a time (the usual word tricks: a byte is zero, a byte is
+   * below n); the lowest flagged byte is exact, so it is where we stop. */
   const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
   while (end - p >= 8) {
     uint64_t w;
     memcpy(&w, p, 8);
     uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
     uint64_t special = ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((w - ones * 0x20) & ~w);
-    if (special & highs) break;
+    special &= highs;
+    if (special) return p + __builtin_ctzll(special) / 8; /* little-endian: byte 0 is lowest */
     p += 8;
   }
   while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) p++;

@@ -469,8 +469,33 @@ static void test_round_trip_exact_text(void) {
   }
 }
 
+/* The string scanner stops at the first quote, backslash or control byte,
+ * wherever it falls in the 16- and 8-byte steps: every stop byte at every
+ * offset of runs of every length up to 40, at two alignments. */
+static void test_plain_run_stops_exactly(void) {
+  static const unsigned char stops[] = {'"', '\\', 0x00, 0x01, 0x1f};
+  static const unsigned char plain[] = {'a', ' ', 0x7f, 0x80, 0xff, 0x20, '/'};
+  char buf[64];
+  for (size_t align = 0; align < 2; align++) {
+    for (size_t len = 0; len <= 40; len++) {
+      char *s = buf + align;
+      for (size_t i = 0; i < len; i++) s[i] = (char)plain[(i + len) % sizeof plain];
+      CHECK(sl_jt_plain_run(s, s + len) == s + len);
+      for (size_t at = 0; at < len; at++) {
+        for (size_t k = 0; k < sizeof stops; k++) {
+          char kept = s[at];
+          s[at] = (char)stops[k];
+          if (!CHECK(sl_jt_plain_run(s, s + len) == s + at)) fprintf(stderr, "len %zu at %zu byte %02x\n", len, at, stops[k]);
+          s[at] = kept;
+        }
+      }
+    }
+  }
+}
+
 int main(void) {
   L = new_state();
+  test_plain_run_stops_exactly();
   test_decode_scalars();
   test_decode_null_is_null_lightuserdata();
   test_decode_negative_zero();
