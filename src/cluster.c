@@ -148,16 +148,11 @@ static const char *name_of(sl_cluster *cl, const char *kind, const char *name, s
   return cl->name.data;
 }
 
+/* P:node:<this node><what>[room] */
 static const char *node_key(sl_cluster *cl, const char *what, const char *room, size_t len) {
-  sl_sbuf_reset(&cl->name);
-  sl_sbuf_puts(&cl->name, cl->prefix);
-  sl_sbuf_puts(&cl->name, ":node:");
-  sl_sbuf_puts(&cl->name, cl->node_id);
-  sl_sbuf_puts(&cl->name, what);
-  if (room) sl_sbuf_append(&cl->name, room, len);
-  if (sl_sbuf_putc(&cl->name, '\0') != 0) return NULL;
-  cl->name.len--;
-  return cl->name.data;
+  char kind[NODE_ID_MAX + 32];
+  snprintf(kind, sizeof kind, ":node:%s%s", cl->node_id, what);
+  return name_of(cl, kind, room, len);
 }
 
 /* ---- commands ---- */
