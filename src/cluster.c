@@ -138,18 +138,17 @@ const char *sl_cluster_check_url(const char *url) {
 
 /* ---- names ---- */
 
-static const char *name_of(sl_cluster *cl, const char *kind, const char *name, size_t len) {
+/* P<kind>[name], in cl->name (names may hold any byte, NUL included, so
+ * their length goes with them); NULL when out of memory. */
+static const sl_sbuf *name_of(sl_cluster *cl, const char *kind, const char *name, size_t len) {
   sl_sbuf_reset(&cl->name);
-  sl_sbuf_puts(&cl->name, cl->prefix);
-  sl_sbuf_puts(&cl->name, kind);
-  if (name) sl_sbuf_append(&cl->name, name, len);
-  if (sl_sbuf_putc(&cl->name, '\0') != 0) return NULL;
-  cl->name.len--;
-  return cl->name.data;
+  int r = sl_sbuf_puts(&cl->name, cl->prefix) | sl_sbuf_puts(&cl->name, kind);
+  if (name) r |= sl_sbuf_append(&cl->name, name, len);
+  return r == 0 ? &cl->name : NULL;
 }
 
 /* P:node:<this node><what>[room] */
-static const char *node_key(sl_cluster *cl, const char *what, const char *room, size_t len) {
+static const sl_sbuf *node_key(sl_cluster *cl, const char *what, const char *room, size_t len) {
   char kind[NODE_ID_MAX + 32];
   snprintf(kind, sizeof kind, ":node:%s%s", cl->node_id, what);
   return name_of(cl, kind, room, len);
@@ -164,9 +163,10 @@ static void fire(sl_cluster *cl, int argc, const char **argv, const size_t *lens
   if (cl->cmd.ac) redisAsyncCommandArgv(cl->cmd.ac, NULL, NULL, argc, argv, lens);
 }
 
-static void set_op(sl_cluster *cl, const char *op, const char *key, const char *member, size_t len) {
-  const char *argv[3] = {op, key, member};
-  size_t lens[3] = {strlen(op), strlen(key), len};
+static void set_op(sl_cluster *cl, const char *op, const sl_sbuf *key, const char *member, size_t len) {
+  if (!key) return;
+  const char *argv[3] = {op, key->data, member};
+  size_t lens[3] = {strlen(op), key->len, len};
   fire(cl, 3, argv, lens);
 }
 
@@ -183,7 +183,7 @@ static void run_script(sl_cluster *cl, const char *mode, const char *arg, size_t
   redisAsyncCommandArgv(cl->cmd.ac, fn, ud, 7, argv, lens);
 }
 
-static void subscribe(sl_cluster *cl, const char *verb, const char *channel);
+static void subscribe(sl_cluster *cl, const char *verb, const sl_sbuf *channel);
 
 /* ---- membership ---- */
 
@@ -296,7 +296,8 @@ static void on_message(redisAsyncContext *ac, void *r, void *ud) {
   const redisReply *reply = r;
   if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) return;
   const redisReply *kind = reply->element[0], *ch = reply->element[1], *body = reply->element[2];
-  if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 || body->type != REDIS_REPLY_STRING)
+  if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 || ch->type != REDIS_REPLY_STRING ||
+      body->type != REDIS_REPLY_STRING)
     return;
   char origin[NODE_ID_MAX + 1], exclude[SL_ID_MAX + 1];
   sl_msg m;
@@ -313,9 +314,10 @@ static void on_message(redisAsyncContext *ac, void *r, void *ud) {
   sl_msg_release(&m);
 }
 
-static void subscribe(sl_cluster *cl, const char *verb, const char *channel) {
-  const char *argv[2] = {verb, channel};
-  size_t lens[2] = {strlen(verb), strlen(channel)};
+static void subscribe(sl_cluster *cl, const char *verb, const sl_sbuf *channel) {
+  if (!channel) return;
+  const char *argv[2] = {verb, channel->data};
+  size_t lens[2] = {strlen(verb), channel->len};
   redisAsyncCommandArgv(cl->sub.ac, on_message, NULL, 2, argv, lens);
 }
 
@@ -350,13 +352,13 @@ bool sl_cluster_publish(sl_cluster *cl, sl_to to, const char *name, size_t len, 
   int r = sl_sbuf_append(b, head, 3) | sl_sbuf_append(b, cl->node_id, olen) | sl_sbuf_append(b, &x, 1) |
           sl_sbuf_append(b, exclude_id, xlen) | sl_sbuf_append(b, elen, 2) |
           sl_sbuf_append(b, m->event, m->event_len) | sl_sbuf_append(b, m->data, m->data_len);
-  const char *channel = name_of(cl, channel_kinds[to], name, len);
+  const sl_sbuf *channel = name_of(cl, channel_kinds[to], name, len);
   if (r != 0 || !channel) {
     cl->dropped++;
     return false;
   }
-  const char *argv[3] = {"PUBLISH", channel, b->data};
-  size_t lens[3] = {7, cl->name.len, b->len};
+  const char *argv[3] = {"PUBLISH", channel->data, b->data};
+  size_t lens[3] = {7, channel->len, b->len};
   fire(cl, 3, argv, lens);
   cl->published++;
   return true;

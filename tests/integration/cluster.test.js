@@ -509,3 +509,17 @@ test('a hot reload (SIGHUP) keeps the node in the cluster: no restart warning, n
   await noMore([a1, b1], 'from-node', 0);
   assert.deepStrictEqual(idsOf((await ask(a1, 'members', { room: 'r' })).members), sorted(b1));
 });
+
+test('room names are bytes: one with a NUL or a colon in it spans nodes like any other', { timeout: 30000 }, async (t) => {
+  const h = await setup(t, ['a', 'b']);
+  const a1 = await h.ws('a');
+  const b1 = await h.ws('b');
+  const b2 = await h.ws('b');
+  for (const [c, room] of [[b1, 'x\u0000y'], [b2, 'x'], [a1, 'r:x']]) await join(c, room);
+  await membersBecome(a1, 'x\u0000y', sorted(b1));
+  a1.emit('say', { room: 'x\u0000y', text: 'to the room with a NUL' });
+  assert.deepStrictEqual(await got(b1, 'said'), { text: 'to the room with a NUL', from: a1.id });
+  b1.emit('say', { room: 'r:x', text: 'to the room with a colon' });
+  assert.deepStrictEqual(await got(a1, 'said'), { text: 'to the room with a colon', from: b1.id });
+  await noMore([a1, b1, b2], 'said');
+});
