@@ -9,9 +9,11 @@
 
 #include "app.h"
 #include "envelope.h"
+#include "jsontext.h"
 #include "log.h"
 #include "redis_loop.h"
 #include "server.h"
+#include "utf8.h"
 
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS 2000
@@ -264,7 +266,12 @@ static bool decode(const char *p, size_t n, sl_msg *m, char *origin, char *exclu
                 .event_len = elen,
                 .data = p + at + elen,
                 .data_len = n - at - elen};
-  return kind == 'e' || kind == 'b' || kind == 's';
+  /* Whatever reaches a client must be what our encoder would make: Redis
+   * is shared ground, and a bad frame would cost every recipient its
+   * connection. */
+  if (kind != 'e' && kind != 'b' && kind != 's') return false;
+  if (!sl_utf8_valid(m->event, m->event_len)) return false;
+  return kind == 'b' || sl_jt_valid(m->data, m->data_len);
 }
 
 /* The channel's target: P:all, P:srv, P:room:<name>, P:client:<id>. */

@@ -454,10 +454,19 @@ test('a malformed message on a cluster channel is logged and ignored; the node g
   const h = await setup(t, ['a']);
   const a1 = await h.ws('a');
   const a2 = await h.ws('a');
-  for (const junk of ['', 'x', '\x01e\x05', '\x02e\x01a\x00\x00\x01z{}', '\x01e\x01b\x00\x00\x00']) {
-    await redisCommand(h.redis.port, ['PUBLISH', 'stelar:all', junk]);
+  const junk = [
+    '', 'x', '\x01e\x05', // short
+    '\x02e\x01a\x00\x00\x01z{}', // another version
+    '\x01e\x01b\x00\x00\x00', // no event name
+    '\x01q\x01b\x00\x00\x01z{}', // an unknown kind
+    '\x01e\x01b\x00\x00\x01z{"unclosed":', // data that is not JSON
+    '\x01e\x01b\x00\x00\x02\xc3\x28null', // an event name that is not UTF-8
+  ];
+  for (const bytes of junk) {
+    await redisCommand(h.redis.port, ['PUBLISH', 'stelar:all', Buffer.from(bytes, 'latin1')]);
   }
-  await h.nodes.a.waitForLog(/cluster: ignored a malformed message on stelar:all/);
+  await poll(async () => (h.nodes.a.logs().match(/cluster: ignored a malformed message on stelar:all/g) || []).length,
+    (n) => n === junk.length, 3000, `${junk.length} malformed messages logged`);
   assert.ok(await a2.nothing(() => true, 300), 'a malformed message was delivered');
   a1.emit('shout', 'still fine');
   assert.deepStrictEqual(await got(a2, 'shouted'), { text: 'still fine', from: a1.id });

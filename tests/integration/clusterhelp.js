@@ -119,16 +119,20 @@ async function startNode(redisUrl, nodeId, { nodeTimeout, connected = true } = {
   return server;
 }
 
-// Sends one command to Redis on port (RESP, bulk strings); resolves with
+// Sends one command to Redis on port (RESP, bulk strings; an argument may
+// be a Buffer); resolves with
 // the first line of the reply.
 function redisCommand(port, args, ms = 2000) {
-  const parts = [`*${args.length}\r\n`];
-  for (const a of args) parts.push(`$${Buffer.byteLength(a)}\r\n`, a, '\r\n');
+  const parts = [Buffer.from(`*${args.length}\r\n`)];
+  for (const a of args) {
+    const bytes = Buffer.isBuffer(a) ? a : Buffer.from(a);
+    parts.push(Buffer.from(`$${bytes.length}\r\n`), bytes, Buffer.from('\r\n'));
+  }
   return new Promise((resolve, reject) => {
     const sock = net.connect(port, '127.0.0.1');
     const timer = setTimeout(() => { sock.destroy(); reject(new Error(`redis ${args[0]}: no reply in ${ms} ms`)); }, ms);
     let got = '';
-    sock.on('connect', () => sock.write(parts.join('')));
+    sock.on('connect', () => sock.write(Buffer.concat(parts)));
     sock.on('data', (d) => {
       got += d;
       if (!got.includes('\r\n')) return;
