@@ -532,3 +532,27 @@ test('room names are bytes: one with a NUL or a colon in it spans nodes like any
   assert.deepStrictEqual(await got(a1, 'said'), { text: 'to the room with a colon', from: b1.id });
   await noMore([a1, b1, b2], 'said');
 });
+
+test('one PUBLISH per message whatever the number of nodes, and only nodes with a member of the room receive it', { timeout: 30000 }, async (t) => {
+  const h = await setup(t, ['a', 'b', 'c']);
+  const a1 = await h.ws('a');
+  const b1 = await h.ws('b');
+  const c1 = await h.ws('c');
+  await join(b1, 'only-b');
+  await membersBecome(a1, 'only-b', sorted(b1));
+  const stats = async () => Object.fromEntries(await Promise.all(
+    [['a', a1], ['b', b1], ['c', c1]].map(async ([id, c]) => [id, await ask(c, 'stats')])));
+  const before = await stats();
+
+  a1.emit('say', { room: 'only-b', text: 'for b' });
+  assert.deepStrictEqual(await got(b1, 'said'), { text: 'for b', from: a1.id });
+  a1.emit('all', 'for everyone');
+  for (const c of [a1, b1, c1]) await got(c, 'announce');
+  await noMore([a1, b1, c1], 'said');
+  const after = await stats();
+
+  assert.strictEqual(after.a.published - before.a.published, 2, 'node a published each message once');
+  assert.strictEqual(after.b.received - before.b.received, 2, 'node b received the room message and the broadcast');
+  assert.strictEqual(after.c.received - before.c.received, 1, 'node c, with no member of the room, received only the broadcast');
+  assert.strictEqual(after.a.received - before.a.received, 0, 'node a does not count its own messages as received');
+});

@@ -49,6 +49,31 @@ test('a handler that allocates without bound gets "not enough memory", nothing e
   assert.strictEqual(server.proc.exitCode, null, 'the server is still running');
 });
 
+test('a handler that raises on every message: each is logged, nothing else is lost, the heap stays flat', async (t) => {
+  const server = await startServer(fixture('hungry.lua'));
+  const noisy = await connect(server.port);
+  const other = await connect(server.port);
+  t.after(async () => { noisy.ws.terminate(); other.ws.terminate(); await server.stop(); });
+  const heap = async () => { other.emit('heap', null); return (await other.next('heap')).data; };
+  const N = 2000;
+  const burst = async (from) => {
+    for (let i = from; i < from + N; i++) noisy.emit('boom', i);
+    noisy.emit('echo', from);
+    assert.strictEqual((await noisy.next('echo', 10000)).data, from, 'the raising client is still served, in order');
+  };
+  await burst(0);
+  const warm = await heap();
+  await burst(N);
+  const after = await heap();
+  const errors = server.logs().match(/handler error in on boom client=\S+: .*boom \d+/g) || [];
+  assert.strictEqual(errors.length, 2 * N, 'every error is logged once');
+  assert.match(server.logs(), /hungry\.lua:\d+: boom 3999/, 'with file:line');
+  assert.ok(after < warm + 256 * 1024, `Lua heap ${warm} -> ${after} bytes over ${N} more errors`);
+  other.emit('echo', 'fine');
+  assert.strictEqual((await other.next('echo')).data, 'fine');
+  assert.strictEqual(server.proc.exitCode, null);
+});
+
 test('--lua-memory refuses what is not a number of MiB', async () => {
   const r = await runToExit(fixture('hungry.lua'), { args: ['--lua-memory', 'lots'] });
   assert.strictEqual(r.code, 2);
