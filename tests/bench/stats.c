@@ -63,18 +63,23 @@ bool proc_cpu_ns(int pid, uint64_t *ns) {
   return true;
 }
 
-bool proc_rss_kib(int pid, uint64_t *kib) {
-  char path[64], line[256];
+/* One "Name:  N kB" line of /proc/<pid>/status. */
+static bool proc_status_kib(int pid, const char *name, uint64_t *kib) {
+  char path[64], line[256], format[64];
   snprintf(path, sizeof path, "/proc/%d/status", pid);
+  snprintf(format, sizeof format, "%s: %%llu kB", name);
   FILE *f = fopen(path, "r");
   if (!f) return false;
   bool found = false;
   unsigned long long v;
   while (!found && fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %llu kB", &v) == 1) found = true, *kib = v;
+    if (sscanf(line, format, &v) == 1) found = true, *kib = v;
   fclose(f);
   return found;
 }
+
+bool proc_rss_kib(int pid, uint64_t *kib) { return proc_status_kib(pid, "VmRSS", kib); }
+bool proc_anon_kib(int pid, uint64_t *kib) { return proc_status_kib(pid, "RssAnon", kib); }
 
 bool machine_busy_ns(uint64_t *ns) {
   FILE *f = fopen("/proc/stat", "r");

@@ -29,5 +29,7 @@ bool proc_cpu_ns(int pid, uint64_t *ns);
 bool machine_busy_ns(uint64_t *ns);
 /* VmRSS from /proc/<pid>/status, KiB; false when unreadable. */
 bool proc_rss_kib(int pid, uint64_t *kib);
+/* Its anonymous part (heap, stacks): RSS without the program's file pages. */
+bool proc_anon_kib(int pid, uint64_t *kib);
 
 #endif

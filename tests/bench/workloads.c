@@ -296,6 +296,7 @@ static void connect_report(bench *b, char *line, size_t cap) {
 typedef struct {
   int next_slot; /* the next slot to open */
   uint64_t rss_before, rss_after;
+  uint64_t anon_before, anon_after;
   uint64_t opened_ns;
 } idle_state;
 
@@ -310,7 +311,7 @@ static int idle_setup(bench *b) {
     fprintf(stderr, "stelar-bench: idle needs --server-pid to read the server's RSS\n");
     return -1;
   }
-  if (!proc_rss_kib(b->opt.server_pid, &idle.rss_before)) {
+  if (!proc_rss_kib(b->opt.server_pid, &idle.rss_before) || !proc_anon_kib(b->opt.server_pid, &idle.anon_before)) {
     fprintf(stderr, "stelar-bench: cannot read /proc/%d/status\n", b->opt.server_pid);
     return -1;
   }
@@ -341,7 +342,8 @@ static void idle_message(bconn *c, const message *m) {
 
 static void idle_settled(uv_timer_t *t) {
   bench *b = t->data;
-  if (!proc_rss_kib(b->opt.server_pid, &idle.rss_after)) return bench_fail(b, "server_gone");
+  if (!proc_rss_kib(b->opt.server_pid, &idle.rss_after) || !proc_anon_kib(b->opt.server_pid, &idle.anon_after))
+    return bench_fail(b, "server_gone");
   bench_close_window(b);
   bench_finish(b);
 }
@@ -358,10 +360,11 @@ static void idle_start(bench *b) {
 static void idle_report(bench *b, char *line, size_t cap) {
   size_t n = strlen(line);
   double per_conn = ((double)idle.rss_after - (double)idle.rss_before) / b->nconns;
+  double anon_per_conn = ((double)idle.anon_after - (double)idle.anon_before) / b->nconns;
   snprintf(line + n, cap - n,
-           " opened=%d open_secs=%.2f rss_before_kib=%llu rss_after_kib=%llu kib_per_conn=%.2f", b->ready,
-           (double)idle.opened_ns / 1e9, (unsigned long long)idle.rss_before,
-           (unsigned long long)idle.rss_after, per_conn);
+           " opened=%d open_secs=%.2f rss_before_kib=%llu rss_after_kib=%llu kib_per_conn=%.2f anon_kib_per_conn=%.2f",
+           b->ready, (double)idle.opened_ns / 1e9, (unsigned long long)idle.rss_before,
+           (unsigned long long)idle.rss_after, per_conn, anon_per_conn);
 }
 
 static const workload_ops workloads[] = {
