@@ -63,12 +63,20 @@ static sl_tcp_status deliver(const uint8_t *p, uint32_t total, sl_tcp_frame_fn f
   return fn(ud, &f) ? SL_TCP_STOPPED : SL_TCP_OK;
 }
 
-static int hold(sl_tcp_decoder *d, const uint8_t *p, size_t n, size_t want) {
-  if (d->cap < want) {
-    uint8_t *b = realloc(d->buf, want);
+/* Keeps n more bytes of a frame of total bytes. The buffer grows with what
+ * has arrived (doubling, up to total), not with what the header declares: a
+ * client that announces frames of maxFrameSize and sends a few bytes of
+ * each holds only those few bytes of our memory. */
+static int hold(sl_tcp_decoder *d, const uint8_t *p, size_t n, size_t total) {
+  size_t need = d->len + n;
+  if (d->cap < need) {
+    size_t cap = d->cap ? d->cap * 2 : 4096;
+    if (cap > total) cap = total;
+    if (cap < need) cap = need;
+    uint8_t *b = realloc(d->buf, cap);
     if (!b) return -1;
     d->buf = b;
-    d->cap = want;
+    d->cap = cap;
   }
   memcpy(d->buf + d->len, p, n);
   d->len += n;

@@ -366,6 +366,33 @@ static void test_large_and_reuse(void) {
   rec_free(&r);
 }
 
+/* A frame's buffer follows the bytes that arrived, not the length its
+ * header declares: a header announcing 8 MiB and 100 bytes of it hold a
+ * few KiB; the rest, in 64 KiB reads, still arrives whole. */
+static void test_held_bytes_follow_arrival(void) {
+  enum { DECLARED = 8 << 20 };
+  recorder r = {0};
+  uint8_t *big = pattern(DECLARED - 11, 3);
+  bytes b = {0};
+  put_frame(&b, SL_TCP_BINARY, "blob", big, DECLARED - 11);
+  CHECK(b.len == DECLARED);
+  sl_tcp_decoder d = new_decoder(DECLARED);
+  CHECK_STATUS(sl_tcp_decode(&d, b.p, 100, on_frame, &r), SL_TCP_OK);
+  CHECK(d.len == 100 && d.cap <= 4096);
+  size_t at = 100;
+  while (at < b.len) {
+    size_t n = b.len - at < 65536 ? b.len - at : 65536;
+    CHECK_STATUS(sl_tcp_decode(&d, b.p + at, n, on_frame, &r), SL_TCP_OK);
+    at += n;
+    if (at < b.len) CHECK(d.cap <= 2 * d.len + 65536);
+  }
+  CHECK(r.n == 1 && frame_is(&r.f[0], SL_TCP_BINARY, "blob", big, DECLARED - 11));
+  sl_tcp_decoder_free(&d);
+  bytes_free(&b);
+  free(big);
+  rec_free(&r);
+}
+
 /* Feeds b whole, then split in two at every offset of the header, and
  * expects status `want` with no frame delivered. */
 static void expect_error_everywhere(const bytes *b, size_t max_frame, sl_tcp_status want, int line) {
@@ -672,6 +699,7 @@ int main(void) {
   test_splits();
   test_many_frames();
   test_large_and_reuse();
+  test_held_bytes_follow_arrival();
   test_lengths();
   test_event_len();
   test_event_names();
