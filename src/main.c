@@ -106,6 +106,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN); /* a peer that vanished is an error code, not a signal */
+  /* SIGHUP means "reload" once the script is running (reload.c); before
+   * that, while it starts, one must not end the process. */
+  signal(SIGHUP, SIG_IGN);
 
   uv_loop_t *loop = uv_default_loop();
   sl_vm_set_memory_budget((size_t)lua_memory_mib << 20);

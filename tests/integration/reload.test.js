@@ -178,8 +178,14 @@ test('restart-only options: a reload that repeats them says nothing; one that ch
   const server = await startServer(path.join(dir, 'app.lua'));
   t.after(async () => { await server.stop(); fs.rmSync(dir, { recursive: true, force: true }); });
 
-  server.proc.kill('SIGHUP');
-  await server.waitForLog(/reloaded .* \(SIGHUP\)/, 6000);
+  // "listening" is logged while the script still runs; reloading starts
+  // after it: send SIGHUP until one is taken (an early one is ignored).
+  for (let i = 0; i < 30 && !/reloaded .* \(SIGHUP\)/.test(server.logs()); i++) {
+    server.proc.kill('SIGHUP');
+    await sleep(100);
+  }
+  await server.waitForLog(/reloaded .* \(SIGHUP\)/, 3000);
+  assert.strictEqual(server.proc.exitCode, null, 'SIGHUP ended the server');
   assert.doesNotMatch(server.logs(), /takes effect after a restart/, 'an unchanged option was said to change');
 
   const other = makeCert(dir, 'other');
@@ -190,4 +196,34 @@ test('restart-only options: a reload that repeats them says nothing; one that ch
   for (const name of ['host', 'tcpPort', 'tls']) {
     await server.waitForLog(new RegExp(`option '${name}' changed: it takes effect after a restart`), 6000);
   }
+});
+
+test('SIGHUP while the script is still starting is ignored, not fatal', async (t) => {
+  const { spawn } = require('node:child_process');
+  const { BIN } = require('./harness');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stelar-reload-'));
+  // The top level takes ~600 ms before it listens: time for a signal to land.
+  fs.writeFileSync(path.join(dir, 'slow.lua'), `
+local stelar = require("stelar")
+local t0 = os.clock()
+while os.clock() - t0 < 0.6 do end
+stelar.server { port = 0 }:start()
+`);
+  const proc = spawn(BIN, [path.join(dir, 'slow.lua')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  t.after(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  await sleep(150);
+  proc.kill('SIGHUP');
+  const start = Date.now();
+  while (!/listening on port \d+/.test(out) && proc.exitCode === null && proc.signalCode === null && Date.now() - start < 5000) {
+    await sleep(20);
+  }
+  assert.strictEqual(proc.signalCode, null, `the server died of ${proc.signalCode}`);
+  assert.match(out, /listening on port \d+/);
 });
