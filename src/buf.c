@@ -15,19 +15,13 @@ char *sl_sbuf_reserve(sl_sbuf *b, size_t n) {
   return b->data + b->len;
 }
 
-int sl_sbuf_append(sl_sbuf *b, const void *p, size_t n) {
+int sl_sbuf_append_slow(sl_sbuf *b, const void *p, size_t n) {
   char *dst = sl_sbuf_reserve(b, n);
   if (!dst) return -1;
   memcpy(dst, p, n);
   b->len += n;
   return 0;
 }
-
-int sl_sbuf_putc(sl_sbuf *b, char c) { return sl_sbuf_append(b, &c, 1); }
-
-int sl_sbuf_puts(sl_sbuf *b, const char *s) { return sl_sbuf_append(b, s, strlen(s)); }
-
-void sl_sbuf_reset(sl_sbuf *b) { b->len = 0; }
 
 void sl_sbuf_fit(sl_sbuf *b) {
   if (b->cap == b->len || !b->len) return;

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Growable bytes. The owner calls sl_sbuf_free; data is NULL until used. */
 typedef struct {
@@ -14,10 +15,23 @@ typedef struct {
 
 /* Makes room for n more bytes; returns a pointer to them (NULL on OOM). */
 char *sl_sbuf_reserve(sl_sbuf *b, size_t n);
-int sl_sbuf_append(sl_sbuf *b, const void *p, size_t n);
-int sl_sbuf_putc(sl_sbuf *b, char c);
-int sl_sbuf_puts(sl_sbuf *b, const char *s);
-void sl_sbuf_reset(sl_sbuf *b);
+int sl_sbuf_append_slow(sl_sbuf *b, const void *p, size_t n);
+
+/* Appends return 0, or -1 when out of memory. Inline, because encoders
+ * call them for every few bytes; only growing leaves the fast path. */
+static inline int sl_sbuf_append(sl_sbuf *b, const void *p, size_t n) {
+  if (n > b->cap - b->len) return sl_sbuf_append_slow(b, p, n);
+  if (n) memcpy(b->data + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+static inline int sl_sbuf_putc(sl_sbuf *b, char c) {
+  if (b->len == b->cap) return sl_sbuf_append_slow(b, &c, 1);
+  b->data[b->len++] = c;
+  return 0;
+}
+static inline int sl_sbuf_puts(sl_sbuf *b, const char *s) { return sl_sbuf_append(b, s, strlen(s)); }
+static inline void sl_sbuf_reset(sl_sbuf *b) { b->len = 0; }
 /* Gives back the spare capacity of bytes that are kept but will not grow. */
 void sl_sbuf_fit(sl_sbuf *b);
 void sl_sbuf_free(sl_sbuf *b);
