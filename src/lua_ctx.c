@@ -12,15 +12,16 @@
 /* The environment table's slots: integer keys cost no string lookup. */
 enum { ENV_DATA = 1, ENV_EVENT, ENV_META, ENV_REQ };
 
-static int ctx_mt_ref = LUA_NOREF;
+/* The metatable's address: anchored in the registry and never moved by
+ * LuaJIT's collector, so comparing it is comparing the table. */
+static const void *ctx_mt;
 
 /* luaL_checkudata, without looking the metatable up by name each call. */
 static sl_ctx *check_ctx(lua_State *L) {
   void *p = lua_touserdata(L, 1);
   if (p && lua_getmetatable(L, 1)) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx_mt_ref);
-    int ok = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
+    int ok = lua_topointer(L, -1) == ctx_mt;
+    lua_pop(L, 1);
     if (ok) return p;
   }
   luaL_typerror(L, 1, CTX_MT);
@@ -359,8 +360,7 @@ void sl_lua_open_ctx(lua_State *L) {
       {NULL, NULL},
   };
   luaL_newmetatable(L, CTX_MT);
-  lua_pushvalue(L, -1);
-  ctx_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ctx_mt = lua_topointer(L, -1);
   lua_newtable(L);
   luaL_register(L, NULL, methods);
   lua_pushcclosure(L, sl_ctx_index, 1);

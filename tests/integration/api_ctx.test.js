@@ -109,6 +109,14 @@ test('ctx', async (t) => {
     await c.close();
   });
 
+  await t.test('ctx methods called on anything but a ctx (a table, a string, a number, the server, other userdata) raise', async () => {
+    const c = await h.client();
+    const r = await c.ack('bad-self');
+    assert.strictEqual(r.data.length, 7);
+    for (const err of r.data) assert.match(err, /bad argument #1 .*stelar\.ctx expected/);
+    await c.close();
+  });
+
   await t.test('a ctx kept after disconnect: sending gives nil, "closed"; ctx.id still reads', async () => {
     const a = await h.client();
     const b = await h.client();
