@@ -335,20 +335,22 @@ static void dispatch_event(sl_conn *c, const char *event, bool binary) {
   lua_State *L = sl_vm_state();
   sl_server *s = c->server;
   int base = lua_gettop(L); /* the data */
-  bool has_on = push_fn(L, s, "on", event);
+  lua_pushstring(L, event); /* made a Lua string once: the handler's key and ctx.event */
+  int name = base + 1;
+  bool has_on = sl_lua_push_on_handler(L, s, name);
   bool has_all = sl_lua_has(s, SL_SLOT_ALL) && push_fn(L, s, "all", NULL);
   if (has_on || has_all) {
     lua_pushvalue(L, base);
-    sl_ctx_push_event(L, c, event, binary);
+    sl_ctx_push_event_at(L, c, name, binary);
     int ctx = lua_gettop(L);
     if (has_on) {
-      lua_pushvalue(L, base + 1);
+      lua_pushvalue(L, name + 1);
       lua_pushvalue(L, ctx);
       run(c, "on", event, 1, NULL, NULL);
     }
     if (has_all && c->state == SL_CONN_OPEN) {
-      lua_pushvalue(L, base + 1 + has_on);
-      lua_pushstring(L, event);
+      lua_pushvalue(L, name + 1 + has_on);
+      lua_pushvalue(L, name);
       lua_pushvalue(L, ctx);
       run(c, "onAll", event, 2, NULL, NULL);
     }

@@ -302,6 +302,16 @@ void sl_ctx_push_meta(lua_State *L, sl_conn *c) {
 }
 
 sl_ctx *sl_ctx_push_event(lua_State *L, sl_conn *c, const char *event, bool is_binary) {
+  if (event) lua_pushstring(L, event);
+  else lua_pushnil(L);
+  lua_insert(L, -2); /* below the data */
+  sl_ctx *ctx = sl_ctx_push_event_at(L, c, lua_gettop(L) - 1, is_binary);
+  lua_remove(L, -2); /* the name */
+  return ctx;
+}
+
+sl_ctx *sl_ctx_push_event_at(lua_State *L, sl_conn *c, int event_idx, bool is_binary) {
+  if (event_idx < 0) event_idx = lua_gettop(L) + event_idx + 1;
   sl_ctx *ctx;
   if (c->ctx) {
     ctx = c->ctx;
@@ -316,8 +326,7 @@ sl_ctx *sl_ctx_push_event(lua_State *L, sl_conn *c, const char *event, bool is_b
   lua_getfenv(L, -1);
   lua_pushvalue(L, -3); /* data */
   lua_rawseti(L, -2, ENV_DATA);
-  if (event) lua_pushstring(L, event);
-  else lua_pushnil(L);
+  lua_pushvalue(L, event_idx);
   lua_rawseti(L, -2, ENV_EVENT);
   lua_pop(L, 1);
   lua_remove(L, -2); /* data */

@@ -26,6 +26,8 @@ typedef struct sl_ctx {
 /* Pushes c's context for a new event: sets event and data (the value on top
  * of the stack, which is popped) and isBinary. */
 sl_ctx *sl_ctx_push_event(lua_State *L, sl_conn *c, const char *event, bool is_binary);
+/* The same with the event name already a Lua string at event_idx. */
+sl_ctx *sl_ctx_push_event_at(lua_State *L, sl_conn *c, int event_idx, bool is_binary);
 /* Pushes c's metadata table (ctx:setMetadata), making it on first use. */
 void sl_ctx_push_meta(lua_State *L, sl_conn *c);
 /* c stops reusing its current context: a waiting handler holds it now. */

@@ -91,13 +91,31 @@ void sl_lua_push_handler(lua_State *L, const sl_server *s, const char *group, co
   lua_pop(L, 1);
 }
 
+/* handlers[ON_GROUP] is handlers.on as well: every event looks it up, and
+ * an integer key costs no string hashing. */
+#define ON_GROUP 1
+
+bool sl_lua_push_on_handler(lua_State *L, const sl_server *s, int name_idx) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->handlers_ref);
+  lua_rawgeti(L, -1, ON_GROUP);
+  lua_pushvalue(L, name_idx);
+  lua_rawget(L, -2);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  if (lua_isfunction(L, -1)) return true;
+  lua_pop(L, 1);
+  return false;
+}
+
 static void new_handler_set(lua_State *L) {
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 1, 8);
   static const char *const groups[] = {"on", "ack", "use", "hooks", "shutdown", "options", "server"};
   for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
     lua_newtable(L);
     lua_setfield(L, -2, groups[i]);
   }
+  lua_getfield(L, -1, "on");
+  lua_rawseti(L, -2, ON_GROUP);
 }
 
 /* Stores fn (at fn_idx) in the handler set: group[name] = fn, or group = fn. */

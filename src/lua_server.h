@@ -59,5 +59,8 @@ void sl_lua_refresh_present(lua_State *L, sl_server *s);
 /* Pushes the server's handler registered in group (and under name, for
  * "on" and "ack"), or nil. */
 void sl_lua_push_handler(lua_State *L, const sl_server *s, const char *group, const char *name);
+/* The hot path's form for on[name], name being the string at name_idx:
+ * pushes the handler and returns true, or pushes nothing. */
+bool sl_lua_push_on_handler(lua_State *L, const sl_server *s, int name_idx);
 
 #endif
