@@ -353,7 +353,8 @@ static bool restart_only(const struct option *o) {
 static bool restart_option_unchanged(lua_State *L, const struct option *o, const sl_server *s) {
   switch (o->type) {
   case OPT_CLUSTER: return cluster_unchanged(L, &s->cfg);
-  case OPT_STRING: return lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), s->cfg.host) == 0;
+  case OPT_STRING: /* host, the one string among them */
+    return lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), s->cfg.host) == 0;
   case OPT_TLS: {
     if (!lua_istable(L, -1) || !s->cfg.tls_files) return false;
     push_tls_files(L);
