@@ -196,11 +196,31 @@ static int encode_number(encoder *e, double d) {
   return sl_sbuf_append(e->out, tmp, (size_t)n);
 }
 
+static int put_checked_string(encoder *e, const char *s, size_t len) {
+  if (!sl_utf8_valid(s, len)) return fail(e, "%s", "cannot encode a string that is not valid UTF-8 to JSON");
+  return sl_json_put_string(e->out, s, len);
+}
+
 static int encode_string(encoder *e, int idx) {
   size_t len;
   const char *s = lua_tolstring(e->L, idx, &len);
-  if (!sl_utf8_valid(s, len)) return fail(e, "%s", "cannot encode a string that is not valid UTF-8 to JSON");
-  return sl_json_put_string(e->out, s, len);
+  return put_checked_string(e, s, len);
+}
+
+/* The key at the top but one, as a JSON string. A string key is read where
+ * it is; a number key is converted on a copy, since lua_tolstring on the
+ * key itself would change it under lua_next. */
+static int encode_key(encoder *e, int kt) {
+  lua_State *L = e->L;
+  if (kt == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, -2, &len);
+    return put_checked_string(e, s, len);
+  }
+  lua_pushvalue(L, -2);
+  int r = encode_string(e, lua_gettop(L));
+  lua_pop(L, 1);
+  return r;
 }
 
 /* A table is an array when it carries the array metatable, or when its
@@ -256,12 +276,7 @@ static int encode_table(encoder *e, int idx, int depth) {
     }
     if (!first && sl_sbuf_putc(e->out, ',')) goto oom;
     first = 0;
-    /* Copy the key before converting it: lua_tolstring on the key itself
-     * would turn a number key into a string and confuse lua_next. */
-    lua_pushvalue(L, -2);
-    int r = encode_string(e, lua_gettop(L));
-    lua_pop(L, 1);
-    if (r || sl_sbuf_putc(e->out, ':')) goto err;
+    if (encode_key(e, kt) || sl_sbuf_putc(e->out, ':')) goto err;
     if (encode_value(e, lua_gettop(L), depth + 1)) goto err;
     lua_pop(L, 1);
   }
