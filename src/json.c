@@ -21,16 +21,16 @@ typedef struct {
 
 static const char *decode_value(decoder *d, const char *p, int depth);
 
+/* p is at the opening quote. */
 static const char *decode_string(decoder *d, const char *p) {
-  const char *end = sl_jt_string(p, d->end, NULL);
-  if (!end) return NULL;
-  size_t len = (size_t)(end - p) - 2;
-  if (!memchr(p + 1, '\\', len)) { /* nothing to unescape: straight from the text */
-    lua_pushlstring(d->L, p + 1, len);
-    return end;
+  const char *run = sl_jt_plain_run(p + 1, d->end);
+  if (run < d->end && *run == '"') { /* one scan: nothing to unescape, straight from the text */
+    lua_pushlstring(d->L, p + 1, (size_t)(run - p - 1));
+    return run + 1;
   }
   sl_sbuf_reset(&d->scratch);
-  if (!sl_jt_string(p, d->end, &d->scratch)) return NULL;
+  const char *end = sl_jt_string(p, d->end, &d->scratch);
+  if (!end) return NULL;
   lua_pushlstring(d->L, d->scratch.data, d->scratch.len);
   return end;
 }
