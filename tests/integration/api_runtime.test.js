@@ -5,8 +5,8 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const { execFileSync } = require('node:child_process');
-const { apiServer, lineOf, runExit, sleep } = require('./apihelp');
-const { BIN, fixture } = require('./harness');
+const { apiServer, lineOf, sleep } = require('./apihelp');
+const { BIN, fixture, runToExit } = require('./harness');
 
 test('runtime helpers', async (t) => {
   const h = await apiServer(t);
@@ -121,7 +121,7 @@ test('runtime helpers', async (t) => {
 
 test('stelar.sleep at the top level is an error that says so', async () => {
   const file = fixture('api_sleep_top.lua');
-  const r = await runExit(file);
+  const r = await runToExit(file);
   assert.ok(r.code > 0 && r.signal === null, `exit ${r.code}/${r.signal}; ` + `exited 0:\n${r.out}`);
   assert.match(r.out, new RegExp(`api_sleep_top\\.lua:${lineOf('sleeptop', file)}: stelar\\.sleep can only wait inside a handler`));
   assert.doesNotMatch(r.out, /listening on port/);

@@ -3,8 +3,7 @@
 // marked lines for file:line checks.
 'use strict';
 const fs = require('node:fs');
-const { spawn } = require('node:child_process');
-const { BIN, startServer, connect, fixture, sleep, withTimeout } = require('./harness');
+const { startServer, connect, fixture, sleep } = require('./harness');
 
 const APP = fixture('api_app.lua');
 
@@ -98,19 +97,6 @@ async function poll(fn, pred, ms = 2000, what = 'a condition') {
   }
 }
 
-// Runs stelar-lua to its exit with extra environment variables. Resolves
-// on 'close', not 'exit': 'exit' can come before the last output is read
-// (harness.runToExit has that race).
-function runExit(script, { args = [], env = {}, timeout = 5000 } = {}) {
-  return withTimeout(new Promise((resolve) => {
-    const proc = spawn(BIN, [...args, script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    proc.stdout.on('data', (d) => { out += d; });
-    proc.stderr.on('data', (d) => { out += d; });
-    proc.on('close', (code, signal) => resolve({ code, signal, out }));
-  }), timeout, `stelar-lua ${script} to exit`);
-}
-
 // The "handler error in ..." log line for kind/name, as a RegExp source
 // ending at the message.
 function handlerErrorRe(kind, name, clientId, file, line, msg) {
@@ -118,4 +104,4 @@ function handlerErrorRe(kind, name, clientId, file, line, msg) {
   return new RegExp(`handler error in ${who} client=${escapeRe(clientId)}: [^\\n]*${escapeRe(file)}:${line}: ${escapeRe(msg)}\\n[\\s\\S]*?stack traceback:`);
 }
 
-module.exports = { APP, lineOf, escapeRe, apiServer, binaryMessage, parseBinary, record, queued, poll, runExit, handlerErrorRe, sleep };
+module.exports = { APP, lineOf, escapeRe, apiServer, binaryMessage, parseBinary, record, queued, poll, handlerErrorRe, sleep };

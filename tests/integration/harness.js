@@ -185,7 +185,7 @@ function connect(port, { path: p = '/', headers = {}, ms = 3000 } = {}) {
 
 // Sends raw bytes on a TCP socket and collects everything the server sends
 // until it closes the socket (or ms passes).
-function rawExchange(port, bytes, { ms = 3000, keepOpen = false } = {}) {
+function rawExchange(port, bytes, { ms = 3000 } = {}) {
   return new Promise((resolve) => {
     const sock = net.connect(port, '127.0.0.1');
     const chunks = [];
@@ -198,7 +198,7 @@ function rawExchange(port, bytes, { ms = 3000, keepOpen = false } = {}) {
       resolve({ data: Buffer.concat(chunks), closed });
     };
     const timer = setTimeout(() => finish(false), ms);
-    sock.on('connect', () => { if (bytes) sock.write(bytes); if (!keepOpen) {} });
+    sock.on('connect', () => { if (bytes) sock.write(bytes); });
     sock.on('data', (d) => chunks.push(d));
     sock.on('close', () => finish(true));
     sock.on('error', () => finish(true));

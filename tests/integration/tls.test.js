@@ -10,9 +10,10 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const {
-  APP, makeCert, startApp, runToExitWithEnv, tracker, wsConnect, tlsConnect, httpsGet, sendAndWaitClose,
+  APP, makeCert, startApp, tracker, wsConnect, tlsConnect, httpsGet,
   TCP, TcpStream,
 } = require('./tlshelp');
+const { runToExit, rawExchange } = require('./harness');
 
 let dir;
 let cert;
@@ -148,7 +149,7 @@ test('garbage instead of a ClientHello: closed, counted, never registered; the s
     [server.tcpPort, Buffer.concat([Buffer.from([0x00, 0x00, 0x00, 0x10, 0x01, 0x00, 0x04]), Buffer.from('echo{}{}{}')])],
   ];
   for (const [port, bytes] of garbage) {
-    const r = await sendAndWaitClose(port, bytes, 4000);
+    const r = await rawExchange(port, bytes, { ms: 4000 });
     assert.strictEqual(r.closed, true, `the server kept a garbage client on port ${port} open`);
     // Whatever came back is a TLS alert (or nothing), never a registration.
     if (r.data.length) assert.strictEqual(r.data[0], 0x15, `answer to garbage: ${r.data.toString('hex').slice(0, 40)}`);
@@ -208,7 +209,7 @@ test('a TLS 1.1-only client is refused', async (t) => {
 
 test('start-up: a missing certificate file is an error naming it', async () => {
   const missing = path.join(dir, 'no-such-cert.pem');
-  const r = await runToExitWithEnv(APP, { TLS_CERT: missing, TLS_KEY: cert.key }, { timeout: 8000 });
+  const r = await runToExit(APP, { env: { TLS_CERT: missing, TLS_KEY: cert.key }, timeout: 8000 });
   assert.notStrictEqual(r.code, 0, `exit ${r.code}; output:\n${r.out}`);
   assert.ok(r.out.includes(missing), `the message names ${missing}:\n${r.out}`);
   assert.doesNotMatch(r.out, /listening on port/);
@@ -216,13 +217,13 @@ test('start-up: a missing certificate file is an error naming it', async () => {
 
 test('start-up: a missing key file, or a certificate that is not one, is an error naming it', async () => {
   const missingKey = path.join(dir, 'no-such-key.pem');
-  let r = await runToExitWithEnv(APP, { TLS_CERT: cert.cert, TLS_KEY: missingKey }, { timeout: 8000 });
+  let r = await runToExit(APP, { env: { TLS_CERT: cert.cert, TLS_KEY: missingKey }, timeout: 8000 });
   assert.notStrictEqual(r.code, 0, `exit ${r.code}; output:\n${r.out}`);
   assert.ok(r.out.includes(missingKey), `the message names ${missingKey}:\n${r.out}`);
 
   const junk = path.join(dir, 'junk-cert.pem');
   fs.writeFileSync(junk, 'this is not a certificate\n');
-  r = await runToExitWithEnv(APP, { TLS_CERT: junk, TLS_KEY: cert.key }, { timeout: 8000 });
+  r = await runToExit(APP, { env: { TLS_CERT: junk, TLS_KEY: cert.key }, timeout: 8000 });
   assert.notStrictEqual(r.code, 0, `exit ${r.code}; output:\n${r.out}`);
   assert.ok(r.out.includes(junk), `the message names ${junk}:\n${r.out}`);
   assert.doesNotMatch(r.out, /listening on port/);
@@ -230,7 +231,7 @@ test('start-up: a missing key file, or a certificate that is not one, is an erro
 
 test('start-up: a key that does not match the certificate is an error naming the key file', async () => {
   const other = makeCert(dir, 'other'); // a second, unrelated key pair
-  const r = await runToExitWithEnv(APP, { TLS_CERT: cert.cert, TLS_KEY: other.key }, { timeout: 8000 });
+  const r = await runToExit(APP, { env: { TLS_CERT: cert.cert, TLS_KEY: other.key }, timeout: 8000 });
   assert.notStrictEqual(r.code, 0, `exit ${r.code}; output:\n${r.out}`);
   assert.ok(r.out.includes(other.key), `the message names the key file ${other.key}:\n${r.out}`);
   assert.doesNotMatch(r.out, /listening on port/);

@@ -13,7 +13,7 @@ const tls = require('node:tls');
 const zlib = require('node:zlib');
 const WebSocket = require('ws');
 const {
-  fixture, startServer, runToExit, Client, withTimeout, sleep, upgradeRequest, frame,
+  fixture, startServer, Client, withTimeout, sleep, upgradeRequest, frame,
 } = require('./harness');
 
 const APP = fixture('tls_app.lua');
@@ -55,10 +55,6 @@ async function startApp(t, env = {}) {
     }
   };
   return server;
-}
-
-function runToExitWithEnv(script, env, opts = {}) {
-  return runToExit(script, { ...opts, env });
 }
 
 // Resident set size of a process, in bytes, now (VmRSS) and at its peak
@@ -123,29 +119,6 @@ function httpsGet(port, p, ms = 4000) {
     });
     req.on('error', reject);
   }), ms, `GET ${p} over HTTPS`);
-}
-
-// Sends bytes on a plain socket and resolves once the server closes it:
-// { closed, data } (closed false if ms passed first).
-function sendAndWaitClose(port, bytes, ms = 4000) {
-  return new Promise((resolve) => {
-    const sock = net.connect(port, '127.0.0.1');
-    const chunks = [];
-    let done = false;
-    const finish = (closed) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sock.destroy();
-      resolve({ closed, data: Buffer.concat(chunks) });
-    };
-    const timer = setTimeout(() => finish(false), ms);
-    sock.on('connect', () => sock.write(bytes));
-    sock.on('data', (d) => chunks.push(d));
-    sock.on('end', () => finish(true));
-    sock.on('close', () => finish(true));
-    sock.on('error', () => finish(true));
-  });
 }
 
 // ---- the binary TCP protocol (PROTOCOL.md §4) over any stream ----
@@ -440,7 +413,7 @@ async function rawWs(port, { extensions, secure = false, ms = 3000 } = {}) {
 }
 
 module.exports = {
-  APP, tempDir, makeCert, startApp, runToExitWithEnv, memory, tracker, wsConnect, tlsConnect, httpsGet,
-  sendAndWaitClose, TCP, tcpFrame, TcpStream, deflateMessage, contextDeflater, inflateMessage, parseExtension,
+  APP, tempDir, makeCert, startApp, memory, tracker, wsConnect, tlsConnect, httpsGet,
+  TCP, tcpFrame, TcpStream, deflateMessage, contextDeflater, inflateMessage, parseExtension,
   RawWs, rawWs, sleep,
 };
