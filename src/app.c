@@ -192,8 +192,7 @@ static void push_room_names(lua_State *L, const sl_conn *c) {
     lua_pushlstring(L, c->rooms.items[i].room->name, c->rooms.items[i].room->name_len);
     lua_rawseti(L, -2, (int)i + 1);
   }
-  lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT);
-  lua_setmetatable(L, -2);
+  sl_json_mark_array(L);
 }
 
 /* ---- running handlers ---- */
@@ -705,8 +704,7 @@ void sl_app_push_clients(lua_State *L, sl_server *s, const char *room_name, size
       lua_rawseti(L, -2, ++n);
     }
   }
-  lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT);
-  lua_setmetatable(L, -2);
+  sl_json_mark_array(L);
 }
 
 void sl_app_push_stats(lua_State *L, sl_server *s) {

@@ -11,6 +11,11 @@
 
 static void push_array_mt(lua_State *L) { lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT); }
 
+void sl_json_mark_array(lua_State *L) {
+  push_array_mt(L);
+  lua_setmetatable(L, -2);
+}
+
 /* ---- decoding: one pass from text to Lua values, no tree ---- */
 
 typedef struct {
@@ -55,8 +60,7 @@ static const char *decode_number(decoder *d, const char *p) {
 static const char *decode_array(decoder *d, const char *p, int depth) {
   lua_State *L = d->L;
   lua_createtable(L, 0, 0);
-  push_array_mt(L);
-  lua_setmetatable(L, -2);
+  sl_json_mark_array(L);
   p = sl_jt_ws(p + 1, d->end);
   if (p < d->end && *p == ']') return p + 1;
   for (int i = 1;; i++) {

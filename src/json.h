@@ -20,6 +20,9 @@
 
 /* Lua registry key of the metatable that marks a table as a JSON array. */
 #define SL_JSON_ARRAY_MT "stelar.array"
+/* Marks the table on top of the stack as a JSON array (so that an empty
+ * one encodes as []). */
+void sl_json_mark_array(lua_State *L);
 
 /* Parses text and pushes its Lua form; on invalid JSON (or more than
  * SL_JSON_MAX_DEPTH levels of nesting) pushes nothing and returns -1. Arrays get the

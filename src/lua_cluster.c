@@ -21,11 +21,6 @@ typedef struct {
   size_t room_len;
 } query;
 
-static void mark_array(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT);
-  lua_setmetatable(L, -2);
-}
-
 static void push_reply_string(lua_State *L, const redisReply *r) {
   if (r->type == REDIS_REPLY_STRING) lua_pushlstring(L, r->str, r->len);
   else lua_pushliteral(L, "");
@@ -45,7 +40,7 @@ static void push_client(lua_State *L, const redisReply *r) {
     push_reply_string(L, rooms->element[i]);
     lua_rawseti(L, -2, (int)i + 1);
   }
-  mark_array(L);
+  sl_json_mark_array(L);
   lua_setfield(L, -2, "rooms");
 }
 
@@ -56,7 +51,7 @@ static void push_answer(lua_State *L, const query *q, const redisReply *r) {
     else push_client(L, r->element[i]);
     lua_rawseti(L, -2, (int)i + 1);
   }
-  mark_array(L);
+  sl_json_mark_array(L);
 }
 
 /* What this node alone knows: the answer when Redis cannot give one. */

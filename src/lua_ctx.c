@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "json.h"
 #include "lua_server.h"
 #include "server.h"
 
@@ -214,8 +215,7 @@ static void push_client_info(lua_State *L, const sl_ctx *ctx) {
     lua_pushlstring(L, c->rooms.items[i].room->name, c->rooms.items[i].room->name_len);
     lua_rawseti(L, -2, (int)i + 1);
   }
-  lua_getfield(L, LUA_REGISTRYINDEX, "stelar.array");
-  lua_setmetatable(L, -2);
+  sl_json_mark_array(L);
   lua_setfield(L, -2, "rooms");
 }
 

@@ -241,11 +241,6 @@ static int sl_server_get_clients(lua_State *L) {
   return 1;
 }
 
-static void mark_array(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT);
-  lua_setmetatable(L, -2);
-}
-
 void sl_lua_push_room_members(lua_State *L, sl_server *s, const char *name, size_t len) {
   const sl_room *room = sl_rooms_find(&s->rooms, name, len);
   lua_createtable(L, room ? (int)room->count : 0, 0);
@@ -253,7 +248,7 @@ void sl_lua_push_room_members(lua_State *L, sl_server *s, const char *name, size
     lua_pushstring(L, ((sl_conn *)room->members[i]->owner)->id);
     lua_rawseti(L, -2, (int)i + 1);
   }
-  mark_array(L);
+  sl_json_mark_array(L);
 }
 
 static int sl_server_get_room_members(lua_State *L) {
@@ -275,7 +270,7 @@ static int sl_server_get_rooms(lua_State *L) {
     lua_pushlstring(L, m->slots[i].key, m->slots[i].key_len);
     lua_rawseti(L, -2, ++n);
   }
-  mark_array(L);
+  sl_json_mark_array(L);
   return 1;
 }
 

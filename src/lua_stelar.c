@@ -18,8 +18,7 @@ static int sl_array(lua_State *L) {
   if (lua_isnoneornil(L, 1)) lua_newtable(L);
   else luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lua_getfield(L, LUA_REGISTRYINDEX, SL_JSON_ARRAY_MT);
-  lua_setmetatable(L, 1);
+  sl_json_mark_array(L);
   return 1;
 }
 
