@@ -3,17 +3,9 @@
 // getStats, getConfig, stop() from a handler; through fixtures/api_app.lua.
 const test = require('node:test');
 const assert = require('node:assert');
-const net = require('node:net');
 const { apiServer, poll } = require('./apihelp');
-const { withTimeout } = require('./harness');
+const { tryConnect, withTimeout } = require('./harness');
 
-function tryConnect(port) {
-  return withTimeout(new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('connect', () => { s.destroy(); resolve(null); });
-    s.on('error', (e) => resolve(e.code));
-  }), 2000, 'a connection attempt');
-}
 
 test('server methods', async (t) => {
   const h = await apiServer(t);

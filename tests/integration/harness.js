@@ -183,6 +183,15 @@ function connect(port, { path: p = '/', headers = {}, ms = 3000 } = {}) {
   }), ms, 'the WebSocket to open');
 }
 
+// Resolves with the error code of a connection attempt (null if it opened).
+function tryConnect(port) {
+  return withTimeout(new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('connect', () => { s.destroy(); resolve(null); });
+    s.on('error', (e) => resolve(e.code));
+  }), 2000, 'a connection attempt');
+}
+
 // Sends raw bytes on a TCP socket and collects everything the server sends
 // until it closes the socket (or ms passes).
 function rawExchange(port, bytes, { ms = 3000 } = {}) {
@@ -260,6 +269,7 @@ function splitResponse(data) {
 }
 
 module.exports = {
+  tryConnect,
   BIN, fixture, startServer, runToExit, connect, Client, sleep, withTimeout,
   rawExchange, upgradeRequest, frame, parseFrames, splitResponse,
 };

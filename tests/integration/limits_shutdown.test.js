@@ -6,7 +6,7 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const net = require('node:net');
-const { sleep, withTimeout } = require('./harness');
+const { sleep, tryConnect, withTimeout } = require('./harness');
 const { TcpClient } = require('./tcpwire');
 const { limServer, wsEcho, tcpEcho, T } = require('./limitshelp');
 
@@ -22,14 +22,6 @@ function stubbornTcp(h) {
   }), 3000, 'a TCP connection');
 }
 
-// Resolves with the error code of a connection attempt (null if it opened).
-function tryConnect(port) {
-  return withTimeout(new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('connect', () => { s.destroy(); resolve(null); });
-    s.on('error', (e) => resolve(e.code));
-  }), 2000, 'a connection attempt');
-}
 
 test('SIGTERM: ws client gets 1001, TCP client DISCONNECT, onShutdown("SIGTERM", false), exit 0', async (t) => {
   const h = await limServer(t, { opts: { tcpPort: 0, shutdownTimeout: 3000 } });

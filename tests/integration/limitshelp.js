@@ -148,6 +148,18 @@ async function limServer(t, { script = 'lim_app.lua', opts = {}, hooks = [], vet
     async rawTcp(opts2) {
       return h.track(await tcpConnect(tcpPort, opts2));
     },
+    // A TCP client that the server is expected to refuse: its first frame
+    // is an ERROR, then the socket closes, and it never got CONNECT.
+    // Resolves with the ERROR's text.
+    async tcpRefused() {
+      const raw = await h.rawTcp();
+      const err = await raw.next(() => true, 2000);
+      assert.strictEqual(err.type, T.ERROR, `first frame ${err}`);
+      assert.strictEqual(err.event, 'error');
+      await raw.waitClose(3000);
+      assert.ok(!raw.all.some((f) => f.type === T.CONNECT), 'a refused TCP client got CONNECT');
+      return err.text();
+    },
     hooks(name) { return hookCalls(server, name); },
     waitHook(name, n, ms) { return waitHook(server, name, n, ms); },
     health() { return httpGet(server.port, '/health'); },
