@@ -11,9 +11,9 @@ const os = require('node:os');
 const path = require('node:path');
 const {
   APP, makeCert, startApp, tracker, wsConnect, tlsConnect, httpsGet,
-  TCP, TcpStream,
 } = require('./tlshelp');
 const { runToExit, rawExchange } = require('./harness');
+const { T, TcpClient } = require('./tcpwire');
 
 let dir;
 let cert;
@@ -110,24 +110,24 @@ test('raw TLS client on the TCP port: CONNECT first, then an echo round trip', a
   const server = await startApp(t, tlsEnv());
   const track = tracker(t);
   const sock = track(await tlsConnect(server.tcpPort));
-  const c = new TcpStream(sock);
+  const c = new TcpClient(sock);
 
   const first = await c.next();
-  assert.strictEqual(first.type, TCP.CONNECT, `first frame type ${first.type} (${first.event})`);
+  assert.strictEqual(first.type, T.CONNECT, `first frame type ${first.type} (${first.event})`);
   assert.ok(first.payload.length > 0, 'CONNECT carries the client id');
 
   c.emit('echo', { over: 'tls', n: 42 });
-  const echo = await c.next((f) => f.type === TCP.JSON && f.event === 'echo');
+  const echo = await c.next((f) => f.type === T.JSON && f.event === 'echo');
   assert.deepStrictEqual(JSON.parse(echo.payload.toString()), { over: 'tls', n: 42 });
 
   // A frame larger than a TLS record, split over several records.
   const big = 'x'.repeat(40000);
   c.emit('echo', big);
-  const bigEcho = await c.next((f) => f.type === TCP.JSON && f.event === 'echo', 4000);
+  const bigEcho = await c.next((f) => f.type === T.JSON && f.event === 'echo', 4000);
   assert.strictEqual(JSON.parse(bigEcho.payload.toString()), big);
 
   c.emit('info', null);
-  const info = JSON.parse((await c.next((f) => f.type === TCP.JSON && f.event === 'info')).payload.toString());
+  const info = JSON.parse((await c.next((f) => f.type === T.JSON && f.event === 'info')).payload.toString());
   assert.strictEqual(info.secure, true, `clientInfo over TLS TCP: ${JSON.stringify(info)}`);
   assert.strictEqual(info.protocol, 'tcp');
   assert.strictEqual(info.compressed, false);
@@ -173,8 +173,8 @@ test('garbage instead of a ClientHello: closed, counted, never registered; the s
   const fresh = track(await wsConnect(`wss://127.0.0.1:${server.port}/`));
   fresh.emit('echo', 'fresh');
   assert.strictEqual((await fresh.next('echo')).data, 'fresh');
-  const tcp = new TcpStream(track(await tlsConnect(server.tcpPort)));
-  assert.strictEqual((await tcp.next()).type, TCP.CONNECT);
+  const tcp = new TcpClient(track(await tlsConnect(server.tcpPort)));
+  assert.strictEqual((await tcp.next()).type, T.CONNECT);
   server.alive();
 });
 

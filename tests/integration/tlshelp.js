@@ -121,79 +121,6 @@ function httpsGet(port, p, ms = 4000) {
   }), ms, `GET ${p} over HTTPS`);
 }
 
-// ---- the binary TCP protocol (PROTOCOL.md §4) over any stream ----
-
-const TCP = { JSON: 1, BINARY: 2, PING: 3, PONG: 4, ACK_REQ: 5, ACK_RES: 6, CONNECT: 7, DISCONNECT: 8 };
-
-function tcpFrame(type, event, payload) {
-  const ev = Buffer.from(event || '', 'utf8');
-  const pl = Buffer.isBuffer(payload) ? payload : Buffer.from(payload === undefined ? '' : payload, 'utf8');
-  const head = Buffer.alloc(7);
-  head.writeUInt32BE(7 + ev.length + pl.length, 0);
-  head.writeUInt8(type, 4);
-  head.writeUInt16BE(ev.length, 5);
-  return Buffer.concat([head, ev, pl]);
-}
-
-// Frames of the TCP protocol read from a stream (a net or TLS socket).
-class TcpStream {
-  constructor(sock) {
-    this.sock = sock;
-    this.pending = Buffer.alloc(0);
-    this.frames = [];
-    this.waiters = [];
-    this.closed = false;
-    sock.on('data', (d) => {
-      this.pending = Buffer.concat([this.pending, d]);
-      while (this.pending.length >= 7) {
-        const total = this.pending.readUInt32BE(0);
-        if (total < 7 || this.pending.length < total) break;
-        const evLen = this.pending.readUInt16BE(5);
-        const f = {
-          type: this.pending[4],
-          event: this.pending.subarray(7, 7 + evLen).toString(),
-          payload: Buffer.from(this.pending.subarray(7 + evLen, total)),
-        };
-        this.pending = this.pending.subarray(total);
-        if (f.type === TCP.PING) sock.write(tcpFrame(TCP.PONG, '', ''));
-        this.frames.push(f);
-        this.wake();
-      }
-    });
-    sock.on('close', () => { this.closed = true; });
-    sock.on('error', () => {});
-  }
-
-  wake() {
-    for (const w of [...this.waiters]) {
-      const i = this.frames.findIndex(w.match);
-      if (i >= 0) {
-        this.waiters.splice(this.waiters.indexOf(w), 1);
-        w.resolve(this.frames.splice(i, 1)[0]);
-      }
-    }
-  }
-
-  // The next frame for which match(f) holds (default: the very next one).
-  next(match = () => true, ms = 3000) {
-    let w;
-    const p = new Promise((resolve) => { w = { match, resolve }; this.waiters.push(w); });
-    this.wake();
-    return withTimeout(p, ms, 'a TCP frame').catch((e) => {
-      this.waiters.splice(this.waiters.indexOf(w), 1);
-      throw e;
-    });
-  }
-
-  emit(event, data) {
-    this.sock.write(tcpFrame(TCP.JSON, event, JSON.stringify(data)));
-  }
-
-  destroy() {
-    this.sock.destroy();
-  }
-}
-
 // ---- a raw WebSocket client that sees RSV1 ----
 
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
@@ -414,6 +341,6 @@ async function rawWs(port, { extensions, secure = false, ms = 3000 } = {}) {
 
 module.exports = {
   APP, tempDir, makeCert, startApp, memory, tracker, wsConnect, tlsConnect, httpsGet,
-  TCP, tcpFrame, TcpStream, deflateMessage, contextDeflater, inflateMessage, parseExtension,
+  deflateMessage, contextDeflater, inflateMessage, parseExtension,
   RawWs, rawWs, sleep,
 };
