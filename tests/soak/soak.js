@@ -72,26 +72,16 @@ function bounded(p, ms, what, cleanup) {
   });
 }
 
-// ---- the binary TCP protocol (PROTOCOL.md section 4) ----
+// ---- the binary TCP protocol (PROTOCOL.md section 4): the integration tests' codec ----
 
-const T = { JSON: 1, PING: 3, ACK_REQ: 5, ACK_RES: 6, CONNECT: 7, DISCONNECT: 8, JOIN: 9, ERROR: 11 };
-
-function frame(type, event, payload) {
-  const ev = Buffer.from(event || '', 'utf8');
-  const pl = Buffer.isBuffer(payload) ? payload : Buffer.from(payload === undefined ? '' : payload, 'utf8');
-  const h = Buffer.alloc(7);
-  h.writeUInt32BE(7 + ev.length + pl.length, 0);
-  h.writeUInt8(type, 4);
-  h.writeUInt16BE(ev.length, 5);
-  return Buffer.concat([h, ev, pl]);
-}
+const { T, encodeFrame: frame, Deframer } = require('../integration/tcpwire');
 
 // A TCP client that deframes what it reads and lets callers wait for a frame.
 class TcpClient {
   constructor(port) {
     this.sock = net.connect(port, HOST);
     this.sock.setNoDelay(true);
-    this.pending = Buffer.alloc(0);
+    this.deframer = new Deframer();
     this.frames = [];
     this.waiters = [];
     this.closed = false;
@@ -105,17 +95,11 @@ class TcpClient {
   }
 
   push(chunk) {
-    this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    while (this.pending.length >= 7) {
-      const total = this.pending.readUInt32BE(0);
-      if (total < 7 || this.pending.length < total) break;
-      const evLen = this.pending.readUInt16BE(5);
-      this.frames.push({
-        type: this.pending[4],
-        event: this.pending.subarray(7, 7 + evLen).toString('utf8'),
-        payload: Buffer.from(this.pending.subarray(7 + evLen, total)),
-      });
-      this.pending = this.pending.subarray(total);
+    try {
+      this.frames.push(...this.deframer.push(chunk));
+    } catch (e) { // a frame no server of ours would send
+      this.error = e;
+      this.sock.destroy();
     }
     this.flush();
   }
