@@ -200,15 +200,17 @@ static void push_room_names(lua_State *L, const sl_conn *c) {
 /* Runs the handler on top of the stack with ctx (and the extra args above
  * it) as a task; a task that waits keeps its ctx from being reused. */
 static void run(sl_conn *c, const char *kind, const char *name, int nargs, sl_task_done done,
-                char *correlation_json) {
+                const char *correlation, size_t correlation_len) {
   lua_State *L = sl_vm_state();
   sl_task *t = sl_task_new(c->server, kind, name, c->id, done);
+  if (t && correlation && sl_task_set_correlation(t, correlation, correlation_len) != 0) {
+    sl_task_drop(t);
+    t = NULL;
+  }
   if (!t) {
     lua_pop(L, nargs + 1);
-    free(correlation_json);
     return;
   }
-  t->correlation_json = correlation_json;
   if (sl_task_start(t, nargs) == SL_TASK_WAITING) sl_ctx_unshare(L, c);
 }
 
@@ -247,7 +249,7 @@ static void accept_client(sl_conn *c) {
   if (push_fn(L, c->server, "connection", NULL)) {
     lua_pushnil(L);
     sl_ctx_push_event(L, c, "connection", false);
-    run(c, "onConnection", NULL, 1, NULL, NULL);
+    run(c, "onConnection", NULL, 1, NULL, NULL, 0);
   }
   if (c->state != SL_CONN_OPEN) return;
   if (c->held_in.len) {
@@ -345,13 +347,13 @@ static void dispatch_event(sl_conn *c, const char *event, bool binary) {
     if (has_on) {
       lua_pushvalue(L, name + 1);
       lua_pushvalue(L, ctx);
-      run(c, "on", event, 1, NULL, NULL);
+      run(c, "on", event, 1, NULL, NULL, 0);
     }
     if (has_all && c->state == SL_CONN_OPEN) {
       lua_pushvalue(L, name + 1 + has_on);
       lua_pushvalue(L, name);
       lua_pushvalue(L, ctx);
-      run(c, "onAll", event, 2, NULL, NULL);
+      run(c, "onAll", event, 2, NULL, NULL, 0);
     }
   }
   lua_settop(L, base - 1);
@@ -430,8 +432,7 @@ void sl_app_ack_request(sl_conn *c, const char *name, const char *event, const c
     return sl_app_invalid(c, "invalid JSON");
   }
   sl_ctx_push_event(L, c, name, false);
-  char *corr = correlation_id ? strndup(correlation_id, correlation_len) : NULL;
-  run(c, "onAck", name, 1, ack_done, corr);
+  run(c, "onAck", name, 1, ack_done, correlation_id, correlation_len);
 }
 
 void sl_app_binary_event(sl_conn *c, const char *event, const char *bytes, size_t len) {
@@ -445,7 +446,7 @@ static void raw_message(sl_conn *c, const char *msg, size_t len, bool binary) {
   sl_ctx_push_event(L, c, "message", binary);
   lua_pushlstring(L, msg, len);
   lua_pushboolean(L, binary);
-  run(c, "onMessage", NULL, 3, NULL, NULL);
+  run(c, "onMessage", NULL, 3, NULL, NULL, 0);
 }
 
 bool sl_app_received(sl_conn *c, const char *event) {
@@ -657,7 +658,7 @@ void sl_app_client_gone(sl_conn *c) {
   if (c->accepted && push_fn(L, s, "disconnect", NULL)) {
     lua_pushnil(L);
     sl_ctx_push_event(L, c, "disconnect", false);
-    run(c, "onDisconnect", NULL, 1, NULL, NULL);
+    run(c, "onDisconnect", NULL, 1, NULL, NULL, 0);
   }
   sl_ctx_detach_all(L, c);
   luaL_unref(L, LUA_REGISTRYINDEX, c->meta_ref);

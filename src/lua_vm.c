@@ -244,11 +244,22 @@ sl_task *sl_task_new(sl_server *s, const char *kind, const char *name, const cha
   return t;
 }
 
+int sl_task_set_correlation(sl_task *t, const char *json, size_t len) {
+  char *dst = len < sizeof t->correlation_inline ? t->correlation_inline : malloc(len + 1);
+  if (!dst) return -1;
+  memcpy(dst, json, len);
+  dst[len] = '\0';
+  t->correlation_json = dst;
+  return 0;
+}
+
 static void task_free(sl_task *t) {
-  free(t->correlation_json);
+  if (t->correlation_json != t->correlation_inline) free(t->correlation_json);
   t->next_free = vm.free_tasks;
   vm.free_tasks = t;
 }
+
+void sl_task_drop(sl_task *t) { task_free(t); }
 
 void sl_vm_log_error(const sl_task *t, const char *msg, const char *trace) {
   sl_error("handler error in %s%s%s client=%s: %s%s%s", t->kind, t->name[0] ? " " : "", t->name,

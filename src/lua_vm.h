@@ -26,7 +26,8 @@ struct sl_task {
   char name[SL_EVENT_NAME_MAX + 1];
   char client_id[SL_ID_MAX + 1];
   sl_server *server;
-  char *correlation_json; /* ACK requests; freed with the task */
+  char *correlation_json; /* ACK requests: correlation_inline, or malloc'd when longer */
+  char correlation_inline[64];
   sl_task *next_free;
 };
 
@@ -64,6 +65,13 @@ sl_server *sl_vm_servers(void);
 
 sl_task *sl_task_new(sl_server *s, const char *kind, const char *name, const char *client_id,
                      sl_task_done done);
+/* Keeps an ACK request's correlation id (JSON text) with the task: in the
+ * task itself when it is short, as most are. Returns 0, or -1 when out of
+ * memory. */
+int sl_task_set_correlation(sl_task *t, const char *json, size_t len);
+/* Gives back a task that was never started. */
+void sl_task_drop(sl_task *t);
+
 /* Runs the function below nargs arguments on top of the main state's stack
  * as task t; both are popped. */
 sl_task_status sl_task_start(sl_task *t, int nargs);

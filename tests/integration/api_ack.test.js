@@ -22,6 +22,12 @@ test('ACK requests', async (t) => {
     c.sendRaw(JSON.stringify({ event: 'add', data: { a: 1, b: 1 }, _ackName: 'add', _correlationId: 77 }));
     assert.deepStrictEqual(JSON.parse(await text), { event: 'add', data: { sum: 2 }, _isAck: true, _correlationId: 77 });
     await c.next((m) => m._isAck);
+    // Ids short and long (kept in the task, or allocated past 63 bytes of JSON), and structured.
+    for (const id of ['x'.repeat(61), 'y'.repeat(62), 'z'.repeat(500), { trace: [1, 'two', null] }]) {
+      c.sendRaw(JSON.stringify({ event: 'add', data: { a: 1, b: 2 }, _ackName: 'add', _correlationId: id }));
+      const reply = await c.next((m) => m._isAck);
+      assert.deepStrictEqual(reply, { event: 'add', data: { sum: 3 }, _isAck: true, _correlationId: id });
+    }
     await c.close();
   });
 
