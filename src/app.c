@@ -387,26 +387,38 @@ static void ack_done(sl_task *t, lua_State *co, int nres, const char *err) {
   sl_sbuf_free(&out);
 }
 
+typedef enum { NOT_RESERVED, RESERVED_JOIN, RESERVED_LEAVE, RESERVED_PONG, RESERVED_FORBIDDEN } reserved_kind;
+
+/* Which reserved client event the name is: one compare at most, chosen by
+ * the first byte, since every message asks. */
+static reserved_kind reserved_kind_of(const char *e) {
+  switch (e[0]) {
+  case 'j': return strcmp(e, "join-room") == 0 ? RESERVED_JOIN : NOT_RESERVED;
+  case 'l': return strcmp(e, "leave-room") == 0 ? RESERVED_LEAVE : NOT_RESERVED;
+  case 'p':
+    if (strcmp(e, "pong") == 0) return RESERVED_PONG;
+    return strcmp(e, "ping") == 0 ? RESERVED_FORBIDDEN : NOT_RESERVED;
+  case 'c': return strcmp(e, "connect") == 0 ? RESERVED_FORBIDDEN : NOT_RESERVED;
+  case 'd': return strcmp(e, "disconnect") == 0 ? RESERVED_FORBIDDEN : NOT_RESERVED;
+  case 'e': return strcmp(e, "error") == 0 ? RESERVED_FORBIDDEN : NOT_RESERVED;
+  default: return NOT_RESERVED;
+  }
+}
+
 /* Reserved client events are handled here and never reach handlers. */
 static bool reserved(sl_conn *c, const char *e, const char *data, size_t len) {
-  if (!strchr("jlpcde", e[0])) return false; /* no reserved name starts otherwise */
-  bool join = strcmp(e, "join-room") == 0, leave = strcmp(e, "leave-room") == 0;
-  if (join || leave) {
+  reserved_kind kind = reserved_kind_of(e);
+  if (kind == RESERVED_JOIN || kind == RESERVED_LEAVE) {
     sl_sbuf room = {0};
     if (!data || data[0] != '"' || !sl_jt_string(data, data + len, &room) || room.len == 0)
       sl_app_invalid(c, "room name must be a non-empty string");
     else
-      (join ? sl_app_join : sl_app_leave)(sl_vm_state(), c, room.data, room.len, 1);
+      (kind == RESERVED_JOIN ? sl_app_join : sl_app_leave)(sl_vm_state(), c, room.data, room.len, 1);
     sl_sbuf_free(&room);
     return true;
   }
-  if (strcmp(e, "pong") == 0) return true; /* liveness: the read itself counted */
-  if (strcmp(e, "ping") == 0 || strcmp(e, "connect") == 0 || strcmp(e, "disconnect") == 0 ||
-      strcmp(e, "error") == 0) {
-    sl_app_invalid(c, "reserved event name");
-    return true;
-  }
-  return false;
+  if (kind == RESERVED_FORBIDDEN) sl_app_invalid(c, "reserved event name");
+  return kind != NOT_RESERVED; /* a pong: liveness, the read itself counted */
 }
 
 /* Pushes the Lua form of the JSON text (nil when absent); false when it

@@ -6,7 +6,7 @@
 #include <emmintrin.h>
 #endif
 
-const char *sl_jt_ws(const char *p, const char *end) {
+const char *sl_jt_ws_run(const char *p, const char *end) {
   while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
   return p;
 }

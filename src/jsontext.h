@@ -10,7 +10,12 @@
 
 #define SL_JSON_MAX_NESTING 200
 
-const char *sl_jt_ws(const char *p, const char *end);
+const char *sl_jt_ws_run(const char *p, const char *end);
+/* p moved past any JSON whitespace. Inline with a one-byte test first:
+ * the scanners ask before every token, and compact JSON has none. */
+static inline const char *sl_jt_ws(const char *p, const char *end) {
+  return p < end && (unsigned char)*p > ' ' ? p : sl_jt_ws_run(p, end);
+}
 /* The end of the well-formed value starting at p (no leading space), or
  * NULL when it is malformed or holds more than SL_JSON_MAX_NESTING levels
  * of arrays and objects (depth counts from 0 at the top). */
