@@ -16,6 +16,7 @@
 #include "conn.h"
 
 typedef struct sl_ctx {
+  const void *tag; /* what check_ctx knows a ctx by */
   sl_conn *conn; /* NULL once the connection is gone */
   sl_server *server;
   struct sl_ctx *next; /* the connection's list */

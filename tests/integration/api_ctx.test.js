@@ -109,10 +109,10 @@ test('ctx', async (t) => {
     await c.close();
   });
 
-  await t.test('ctx methods called on anything but a ctx (a table, a string, a number, the server, other userdata) raise', async () => {
+  await t.test('ctx methods called on anything but a ctx (a table, a string, a number, the server, other userdata, a file, stelar.null) raise', async () => {
     const c = await h.client();
     const r = await c.ack('bad-self');
-    assert.strictEqual(r.data.length, 7);
+    assert.strictEqual(r.data.length, 9);
     for (const err of r.data) assert.match(err, /bad argument #1 .*stelar\.ctx expected/);
     await c.close();
   });
