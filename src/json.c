@@ -128,22 +128,32 @@ int sl_json_decode(lua_State *L, const char *text, size_t len) {
   return 0;
 }
 
-int sl_json_put_string(sl_sbuf *out, const char *s, size_t len) {
+/* s as a JSON string: runs of plain bytes copied, the rest escaped. With
+ * check_utf8, s is checked to be UTF-8 in the same pass (-2 when it is
+ * not): the run also stops at bytes of 0x80 and up, and each such
+ * sequence is checked and copied whole. -1 when out of memory. */
+static int put_string(sl_sbuf *out, const char *s, size_t len, bool check_utf8) {
   static const char hex[] = "0123456789abcdef";
   /* Worst case every byte becomes \u00XX. */
   char *p = sl_sbuf_reserve(out, len * 6 + 2);
   if (!p) return -1;
   char *start = p;
+  const char *end = s + len;
   *p++ = '"';
-  for (size_t i = 0; i < len; i++) {
-    size_t plain = (size_t)(sl_jt_plain_run(s + i, s + len) - (s + i));
-    if (plain) { /* copied as they are, a run at a time */
-      memcpy(p, s + i, plain);
-      p += plain;
-      i += plain;
-      if (i == len) break;
+  while (s < end) {
+    const char *run_end = check_utf8 ? sl_jt_plain_ascii_run(s, end) : sl_jt_plain_run(s, end);
+    memcpy(p, s, (size_t)(run_end - s));
+    p += run_end - s;
+    if ((s = run_end) == end) break;
+    unsigned char c = (unsigned char)*s;
+    if (c >= 0x80) { /* only when checking: plain runs hold these otherwise */
+      size_t n = sl_utf8_seq_len(s, end);
+      if (!n) return -2;
+      memcpy(p, s, n);
+      p += n, s += n;
+      continue;
     }
-    unsigned char c = (unsigned char)s[i];
+    s++;
     *p++ = '\\';
     switch (c) {
     case '"': *p++ = '"'; break;
@@ -162,6 +172,8 @@ int sl_json_put_string(sl_sbuf *out, const char *s, size_t len) {
   out->len += (size_t)(p - start);
   return 0;
 }
+
+int sl_json_put_string(sl_sbuf *out, const char *s, size_t len) { return put_string(out, s, len, false); }
 
 typedef struct {
   lua_State *L;
@@ -201,8 +213,9 @@ static int encode_number(encoder *e, double d) {
 }
 
 static int put_checked_string(encoder *e, const char *s, size_t len) {
-  if (!sl_utf8_valid(s, len)) return fail(e, "%s", "cannot encode a string that is not valid UTF-8 to JSON");
-  return sl_json_put_string(e->out, s, len);
+  int r = put_string(e->out, s, len, true);
+  if (r == -2) return fail(e, "%s", "cannot encode a string that is not valid UTF-8 to JSON");
+  return r;
 }
 
 static int encode_string(encoder *e, int idx) {

@@ -55,16 +55,20 @@ static const char *unicode_escape(const char *p, const char *end, sl_sbuf *out) 
   return p;
 }
 
-const char *sl_jt_plain_run(const char *p, const char *end) {
+/* Where the first byte that a JSON string cannot hold as it is lies (a
+ * quote, backslash or control character; with stop_at_high, any byte of
+ * 0x80 and up as well). Inlined into the two callers below with the flag a
+ * constant, so each gets its own loop. */
+static inline const char *run_until_special(const char *p, const char *end, int stop_at_high) {
 #ifdef __SSE2__
-  /* Sixteen bytes at a time: where the first quote, backslash or control
-   * character is, from one compare mask. */
+  /* Sixteen bytes at a time: where the first special byte is, from one
+   * compare mask; a byte's high bit is its own mask bit. */
   const __m128i quote16 = _mm_set1_epi8('"'), backslash16 = _mm_set1_epi8('\\'), c1f = _mm_set1_epi8(0x1f);
   while (end - p >= 16) {
     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
     __m128i control = _mm_cmpeq_epi8(_mm_max_epu8(v, c1f), c1f); /* byte <= 0x1f */
     __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, backslash16)), control);
-    int mask = _mm_movemask_epi8(special);
+    int mask = _mm_movemask_epi8(special) | (stop_at_high ? _mm_movemask_epi8(v) : 0);
     if (mask) return p + __builtin_ctz((unsigned)mask);
     p += 16;
   }
@@ -77,13 +81,19 @@ const char *sl_jt_plain_run(const char *p, const char *end) {
     memcpy(&w, p, 8);
     uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
     uint64_t special = ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((w - ones * 0x20) & ~w);
+    if (stop_at_high) special |= w;
     special &= highs;
     if (special) return p + __builtin_ctzll(special) / 8; /* little-endian: byte 0 is lowest */
     p += 8;
   }
-  while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) p++;
+  while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20 && !(stop_at_high && (unsigned char)*p >= 0x80))
+    p++;
   return p;
 }
+
+const char *sl_jt_plain_run(const char *p, const char *end) { return run_until_special(p, end, 0); }
+
+const char *sl_jt_plain_ascii_run(const char *p, const char *end) { return run_until_special(p, end, 1); }
 
 const char *sl_jt_string(const char *p, const char *end, sl_sbuf *out) {
   if (p >= end || *p != '"') return NULL;

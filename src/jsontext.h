@@ -26,6 +26,8 @@ const char *sl_jt_string(const char *p, const char *end, sl_sbuf *out);
 /* The end of the run at p of bytes that a JSON string holds as they are
  * (no quote, backslash or control character). */
 const char *sl_jt_plain_run(const char *p, const char *end);
+/* The same run, also ending at the first byte of 0x80 and up. */
+const char *sl_jt_plain_ascii_run(const char *p, const char *end);
 /* The end of the number at p; NULL when malformed. */
 const char *sl_jt_number(const char *p, const char *end);
 

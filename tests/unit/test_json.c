@@ -291,6 +291,9 @@ static void test_encode_string_escapes(void) {
   ENCODES_TO("'a\"b\\\\c/\\n\\r\\t\\b\\f\\1\\31\\127'", "\"a\\\"b\\\\c/\\n\\r\\t\\b\\f\\u0001\\u001f\x7f\"");
   ENCODES_TO("'a\\0b'", "\"a\\u0000b\"");
   ENCODES_TO("'caf\\195\\169 \\240\\159\\152\\128'", "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"");
+  /* Multi-byte sequences between escapes and long ASCII runs, copied whole. */
+  ENCODES_TO("'\\226\\130\\172\"' .. string.rep('b', 20) .. '\\195\\169\\n'",
+             "\"\xe2\x82\xac\\\"bbbbbbbbbbbbbbbbbbbb\xc3\xa9\\n\"");
 }
 
 static void test_encode_put_string(void) {
@@ -308,6 +311,13 @@ static void test_encode_invalid_utf8(void) {
   ENCODE_FAILS("'ok \\237\\160\\128'", "UTF-8"); /* a surrogate */
   ENCODE_FAILS("{['\\192\\128'] = 1}", "UTF-8"); /* in a key */
   ENCODE_FAILS("array{'fine', {x = '\\128'}}", "UTF-8");
+  /* The check shares the escaping scan: bad bytes past a 16-byte run, cut
+   * short at the end, overlong, above U+10FFFF, after an escape. */
+  ENCODE_FAILS("string.rep('a', 40) .. '\\195'", "UTF-8");
+  ENCODE_FAILS("'\\226\\130'", "UTF-8");
+  ENCODE_FAILS("'x\\224\\128\\128'", "UTF-8");
+  ENCODE_FAILS("'\\244\\144\\128\\128'", "UTF-8");
+  ENCODE_FAILS("'a\\nb\\193\\191'", "UTF-8");
 }
 
 static void test_encode_unencodable_types(void) {
@@ -493,9 +503,34 @@ static void test_plain_run_stops_exactly(void) {
   }
 }
 
+/* The ASCII run stops at the same bytes and at any byte of 0x80 and up,
+ * exactly, at every offset as above. */
+static void test_plain_ascii_run_stops_exactly(void) {
+  static const unsigned char stops[] = {'"', '\\', 0x00, 0x1f, 0x80, 0xc3, 0xff};
+  static const unsigned char plain[] = {'a', ' ', 0x7f, 0x20, '/'};
+  char buf[64];
+  for (size_t align = 0; align < 2; align++) {
+    for (size_t len = 0; len <= 40; len++) {
+      char *s = buf + align;
+      for (size_t i = 0; i < len; i++) s[i] = (char)plain[(i + len) % sizeof plain];
+      CHECK(sl_jt_plain_ascii_run(s, s + len) == s + len);
+      for (size_t at = 0; at < len; at++) {
+        for (size_t k = 0; k < sizeof stops; k++) {
+          char kept = s[at];
+          s[at] = (char)stops[k];
+          if (!CHECK(sl_jt_plain_ascii_run(s, s + len) == s + at))
+            fprintf(stderr, "len %zu at %zu byte %02x\n", len, at, stops[k]);
+          s[at] = kept;
+        }
+      }
+    }
+  }
+}
+
 int main(void) {
   L = new_state();
   test_plain_run_stops_exactly();
+  test_plain_ascii_run_stops_exactly();
   test_decode_scalars();
   test_decode_null_is_null_lightuserdata();
   test_decode_negative_zero();
