@@ -28,6 +28,7 @@ typedef struct {
   double duration, warmup, setup_timeout, settle;
   int server_pid;   /* 0 = unknown */
   bool self_test;
+  bool spin;        /* poll without sleeping: no wake-up of ours in a latency figure */
 } options;
 
 typedef enum { PHASE_SETUP, PHASE_WARMUP, PHASE_MEASURE, PHASE_DONE } phase;
