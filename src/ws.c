@@ -15,34 +15,49 @@
 
 #define KEEP_MSG_BUF 4096 /* a larger message buffer is freed after use */
 
-/* wslay runs without buffering data messages: we gather them ourselves, so
- * that a message costs no allocation of its own, and one that arrives in a
- * single chunk is dispatched where it lies. */
+/* wslay's frame layer parses what clients send (headers, lengths,
+ * unmasking); the message layer is ours: fragments gathered without an
+ * allocation of their own (a message that arrives in one piece is
+ * dispatched where it lies), text checked as UTF-8 as it arrives with a
+ * word-at-a-time scan, control frames answered, the closing handshake
+ * followed. */
 typedef struct {
-  wslay_event_context_ptr ws;
+  wslay_frame_context_ptr frames;
   const char *in; /* the read being processed */
   size_t in_len;
-  uint64_t msg_len;       /* the data message being received, so far */
-  uint64_t frame_len;     /* payload length of the frame being received */
-  bool in_control;        /* that frame is a control frame (wslay keeps it) */
+  /* the frame being received */
+  bool in_frame;
+  uint8_t frame_opcode;
   bool frame_fin;         /* that frame ends its message */
+  uint64_t frame_len;     /* its payload length */
+  uint64_t frame_got;     /* and how much of it has come */
+  /* the data message being received */
+  uint8_t msg_opcode;     /* SL_WS_TEXT or SL_WS_BINARY; 0 between messages */
+  uint64_t msg_len;       /* so far, by its frames' declared lengths */
   sl_sbuf msg;            /* a message gathered over several chunks */
   const char *whole;      /* or the one chunk that is the whole message */
   size_t whole_len;
-  bool compressed;        /* the message being received has RSV1 set */
+  sl_utf8_stream utf8;    /* an uncompressed text message's UTF-8 so far */
+  bool compressed;        /* the message has RSV1 set */
+  /* a control frame's payload (at most 125 bytes, RFC 6455 5.5) */
+  uint8_t control[125];
+  uint8_t control_len;
+  /* the closing handshake; all false (calloc) while open */
+  bool close_sent, close_received;
+  bool read_shut;         /* a CLOSE came or a fault was answered: nothing more is read */
   bool deflate;           /* permessage-deflate was negotiated: pmd holds it */
   sl_pmd pmd;
   sl_inflater *inflater;  /* made on the first compressed message */
   /* Where the input stands between frames, tracked beside wslay so that an
-   * idle connection can give its wslay context (~9 KiB) back and make a new
-   * one when it speaks again. */
+   * idle connection can give its frame parser (~4 KiB) back and make a
+   * new one when it speaks again. */
   uint8_t hdr[14];
   uint8_t hdr_have;
   uint64_t payload_left;
   bool mid_message; /* a fragmented data message is not finished */
 } ws_state;
 
-static const struct wslay_event_callbacks callbacks;
+static const struct wslay_frame_callbacks frame_callbacks;
 
 /* The connection's receiving state, made on first use: a client that only
  * listens never needs it (nor, after a quiet second, keeps it). */
@@ -51,16 +66,12 @@ static ws_state *state(sl_conn *c) {
   return c->proto;
 }
 
-/* The connection's wslay context, made again if it was given back. */
-static wslay_event_context_ptr wsl(sl_conn *c) {
+/* The connection's frame parser, made again if it was given back. */
+static wslay_frame_context_ptr frames(sl_conn *c) {
   ws_state *st = state(c);
   if (!st) return NULL;
-  if (st->ws) return st->ws;
-  if (wslay_event_context_server_init(&st->ws, &callbacks, c) != 0) return NULL;
-  wslay_event_config_set_max_recv_msg_length(st->ws, UINT64_MAX >> 1); /* see on_frame_start */
-  wslay_event_config_set_no_buffering(st->ws, 1);
-  if (st->deflate) wslay_event_config_set_allowed_rsv_bits(st->ws, WSLAY_RSV1_BIT);
-  return st->ws;
+  if (!st->frames && wslay_frame_context_init(&st->frames, &frame_callbacks, c) != 0) return NULL;
+  return st->frames;
 }
 
 /* Follows frame boundaries in the bytes wslay is about to read. */
@@ -149,150 +160,222 @@ static sl_buf *ws_encode(const sl_msg *m, int wire) {
   return r ? NULL : frame_for(wire, opcode, scratch.data, scratch.len);
 }
 
-/* ---- wslay callbacks ---- */
+/* ---- receiving ---- */
 
-static ssize_t on_recv(wslay_event_context_ptr ws, uint8_t *buf, size_t len, int flags, void *ud) {
+/* wslay's frame parser reads the bytes of the read being processed. */
+static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *ud) {
   (void)flags;
   ws_state *st = ((sl_conn *)ud)->proto;
-  if (st->in_len == 0) {
-    wslay_event_set_error(ws, WSLAY_ERR_WOULDBLOCK);
-    return -1;
-  }
   size_t n = len < st->in_len ? len : st->in_len;
   memcpy(buf, st->in, n);
   st->in += n;
   st->in_len -= n;
-  return (ssize_t)n;
+  return (ssize_t)n; /* 0: wslay says it wants more */
 }
 
-/* Control frames wslay answers (PONG, CLOSE) join the same ordered queue. */
-static ssize_t on_send(wslay_event_context_ptr ws, const uint8_t *data, size_t len, int flags,
-                       void *ud) {
-  (void)ws, (void)flags;
-  sl_conn_enqueue(ud, sl_buf_from(data, len));
-  return (ssize_t)len;
-}
+/* Frames the server sends are built here (sl_ws_frame), never by wslay. */
+static const struct wslay_frame_callbacks frame_callbacks = {.recv_callback = on_recv};
 
-static void too_big(wslay_event_context_ptr ws, const char *why) {
-  wslay_event_queue_close(ws, WSLAY_CODE_MESSAGE_TOO_BIG, (const uint8_t *)why, strlen(why));
-  wslay_event_shutdown_read(ws);
-}
-
-/* Limits are ours rather than wslay's so that they follow updateConfig and
- * fire the onPayloadTooLarge hook; wslay still buffers at most one frame
- * (bounded by maxFrameSize) of a message refused here. */
-static void on_frame_start(wslay_event_context_ptr ws,
-                           const struct wslay_event_on_frame_recv_start_arg *arg, void *ud) {
-  sl_conn *c = ud;
-  ws_state *st = c->proto;
-  const sl_config *cfg = &c->server->cfg;
-  if (arg->payload_length > cfg->max_frame_size) {
-    sl_info("closing client %s: frame of %llu bytes exceeds maxFrameSize", c->id,
-            (unsigned long long)arg->payload_length);
-    return too_big(ws, "Frame too big");
+/* Our CLOSE, once: the status code and reason (none when code is 0). */
+static void send_close(sl_conn *c, ws_state *st, uint16_t code, const char *reason, size_t len) {
+  if (st->close_sent) return;
+  uint8_t payload[125];
+  size_t n = 0;
+  if (code) {
+    if (len > sizeof payload - 2) len = sizeof payload - 2;
+    payload[0] = (uint8_t)(code >> 8), payload[1] = (uint8_t)code;
+    if (len) memcpy(payload + 2, reason, len);
+    n = 2 + len;
   }
-  st->frame_len = arg->payload_length;
-  st->frame_fin = arg->fin;
-  st->in_control = arg->opcode >= 8;
-  if (st->in_control) return; /* control frames interleave with a message */
-  if (arg->opcode != WSLAY_CONTINUATION_FRAME) st->compressed = wslay_get_rsv1(arg->rsv);
-  st->msg_len = (arg->opcode == WSLAY_CONTINUATION_FRAME ? st->msg_len : 0) + arg->payload_length;
-  if (st->msg_len > cfg->max_payload_size) {
-    sl_app_payload_too_large(c, NULL, st->msg_len);
-    too_big(ws, "Message too big");
-  }
+  st->close_sent = true;
+  sl_conn_enqueue(c, sl_ws_frame(SL_WS_CLOSE, payload, n));
 }
 
-static void deliver(sl_conn *c, int opcode, const char *msg, size_t len);
-static void deliver_inflated(sl_conn *c, wslay_event_context_ptr ws, int opcode, const char *msg, size_t len);
-static void too_big(wslay_event_context_ptr ws, const char *why);
-
-static void on_chunk(wslay_event_context_ptr ws, const struct wslay_event_on_frame_recv_chunk_arg *arg,
-                     void *ud) {
-  (void)ws;
-  ws_state *st = ((sl_conn *)ud)->proto;
-  if (st->in_control || arg->data_length == 0) return;
-  bool first_and_last = st->frame_fin && st->msg_len == st->frame_len;
-  if (first_and_last && st->msg.len == 0 && !st->whole && arg->data_length == st->frame_len) {
-    st->whole = (const char *)arg->data; /* valid until on_msg returns */
-    st->whole_len = arg->data_length;
-    return;
-  }
-  sl_sbuf_append(&st->msg, arg->data, arg->data_length);
+/* A fault of the client's: our CLOSE with its code, and nothing more is
+ * read. Protocol faults carry no reason, as before. */
+static void refuse(sl_conn *c, ws_state *st, uint16_t code, const char *reason) {
+  send_close(c, st, code, reason, reason ? strlen(reason) : 0);
+  st->read_shut = true;
 }
+
+enum { CLOSE_PROTOCOL_ERROR = 1002, CLOSE_INVALID_PAYLOAD = 1007, CLOSE_MESSAGE_TOO_BIG = 1009 };
 
 static void reset_message(ws_state *st) {
+  st->msg_opcode = 0;
   st->whole = NULL;
   st->whole_len = 0;
   if (st->msg.cap > KEEP_MSG_BUF) sl_sbuf_free(&st->msg);
   else sl_sbuf_reset(&st->msg);
 }
 
-static void on_msg(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *arg,
-                   void *ud) {
-  sl_conn *c = ud;
-  ws_state *st = c->proto;
-  /* wslay has just queued the PONG: it goes now, ahead of whatever the rest
-   * of this read makes handlers send (RFC 6455 5.5.2; Autobahn 5.6, 5.19). */
-  if (arg->opcode == WSLAY_PING) wslay_event_send(ws);
-  if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME) return;
+/* What a frame's header may say here (RFC 6455 5.2-5.5; RSV1 only on the
+ * first frame of a data message, and only with permessage-deflate). */
+static bool frame_allowed(const ws_state *st, const struct wslay_frame_iocb *f) {
+  bool rsv1 = f->rsv & WSLAY_RSV1_BIT, control = f->opcode >= 8;
+  if (!f->mask || (f->rsv & ~WSLAY_RSV1_BIT)) return false;
+  if (rsv1 && (!st->deflate || control || f->opcode == WSLAY_CONTINUATION_FRAME)) return false;
+  if (control) return f->opcode == SL_WS_CLOSE || f->opcode == SL_WS_PING || f->opcode == SL_WS_PONG;
+  if (f->opcode == WSLAY_CONTINUATION_FRAME) return st->msg_opcode != 0;
+  return (f->opcode == SL_WS_TEXT || f->opcode == SL_WS_BINARY) && st->msg_opcode == 0;
+}
+
+/* A frame's header has come: checked, and its message begun or grown.
+ * Limits are ours rather than wslay's so that they follow updateConfig and
+ * fire the onPayloadTooLarge hook. False when the client was refused. */
+static bool frame_start(sl_conn *c, ws_state *st, const struct wslay_frame_iocb *f) {
+  const sl_config *cfg = &c->server->cfg;
+  if (!frame_allowed(st, f)) return refuse(c, st, CLOSE_PROTOCOL_ERROR, NULL), false;
+  if (f->payload_length > cfg->max_frame_size) {
+    sl_info("closing client %s: frame of %llu bytes exceeds maxFrameSize", c->id,
+            (unsigned long long)f->payload_length);
+    return refuse(c, st, CLOSE_MESSAGE_TOO_BIG, "Frame too big"), false;
+  }
+  st->in_frame = true;
+  st->frame_opcode = f->opcode;
+  st->frame_fin = f->fin;
+  st->frame_len = f->payload_length;
+  st->frame_got = 0;
+  if (f->opcode >= 8) { /* control frames interleave with a message */
+    st->control_len = 0;
+    return true;
+  }
+  if (f->opcode != WSLAY_CONTINUATION_FRAME) {
+    st->msg_opcode = f->opcode;
+    st->compressed = f->rsv & WSLAY_RSV1_BIT;
+    st->msg_len = 0;
+    st->utf8 = (sl_utf8_stream){0};
+  }
+  st->msg_len += f->payload_length;
+  if (st->msg_len > cfg->max_payload_size) {
+    sl_app_payload_too_large(c, NULL, st->msg_len);
+    return refuse(c, st, CLOSE_MESSAGE_TOO_BIG, "Message too big"), false;
+  }
+  return true;
+}
+
+/* Part of a data frame's payload. */
+static void data_chunk(sl_conn *c, ws_state *st, const uint8_t *data, size_t len) {
+  if (st->msg_opcode == SL_WS_TEXT && !st->compressed && !sl_utf8_stream_feed(&st->utf8, (const char *)data, len)) {
+    sl_info("closing client %s: text message is not valid UTF-8", c->id);
+    return refuse(c, st, CLOSE_INVALID_PAYLOAD, NULL);
+  }
+  if (len == 0) return;
+  bool first_and_last = st->frame_fin && st->msg_len == st->frame_len;
+  if (first_and_last && st->msg.len == 0 && !st->whole && len == st->frame_len) {
+    st->whole = (const char *)data; /* valid until the next wslay_frame_recv */
+    st->whole_len = len;
+    return;
+  }
+  if (sl_sbuf_append(&st->msg, data, len)) sl_conn_abort(c);
+}
+
+static void deliver(sl_conn *c, int opcode, const char *msg, size_t len);
+static void deliver_inflated(sl_conn *c, ws_state *st, int opcode, const char *msg, size_t len);
+
+/* The last frame of a data message is in. */
+static void message_end(sl_conn *c, ws_state *st) {
+  if (st->msg_opcode == SL_WS_TEXT && !st->compressed && !sl_utf8_stream_complete(&st->utf8)) {
+    sl_info("closing client %s: text message is not valid UTF-8", c->id);
+    return refuse(c, st, CLOSE_INVALID_PAYLOAD, NULL);
+  }
   const char *msg = st->whole ? st->whole : st->msg.data ? st->msg.data : "";
   size_t len = st->whole ? st->whole_len : st->msg.len;
-  /* A message refused mid-way (too big, bad UTF-8) still completes inside
-   * wslay's loop: reading was shut then, and it is not dispatched. */
-  if (c->state == SL_CONN_OPEN && wslay_event_get_read_enabled(ws)) {
-    if (st->compressed) deliver_inflated(c, ws, arg->opcode, msg, len);
-    else deliver(c, arg->opcode, msg, len);
+  int opcode = st->msg_opcode;
+  bool compressed = st->compressed;
+  if (c->state == SL_CONN_OPEN) {
+    if (compressed) deliver_inflated(c, st, opcode, msg, len);
+    else deliver(c, opcode, msg, len);
   }
-  reset_message(st);
+  if (c->state != SL_CONN_CLOSED) reset_message(st);
+}
+
+static bool close_code_valid(uint16_t code) {
+  return (code >= 1000 && code <= 1011 && code != 1004 && code != 1005 && code != 1006) ||
+         (code >= 3000 && code <= 4999);
+}
+
+/* The client's CLOSE: answered with its status code and reason (or an
+ * empty CLOSE for an empty one), unless ours went first. */
+static void close_received(sl_conn *c, ws_state *st) {
+  uint16_t code = 0;
+  const char *reason = NULL;
+  size_t reason_len = 0;
+  if (st->control_len >= 2) {
+    code = (uint16_t)(st->control[0] << 8 | st->control[1]);
+    reason = (const char *)st->control + 2;
+    reason_len = st->control_len - 2u;
+    if (!close_code_valid(code)) return refuse(c, st, CLOSE_PROTOCOL_ERROR, NULL);
+    if (!sl_utf8_valid(reason, reason_len)) return refuse(c, st, CLOSE_INVALID_PAYLOAD, NULL);
+  }
+  st->close_received = true;
+  send_close(c, st, code, reason, reason_len);
+  st->read_shut = true;
+}
+
+static void control_end(sl_conn *c, ws_state *st) {
+  switch (st->frame_opcode) {
+  case SL_WS_PING: /* the PONG goes now, ahead of whatever the rest of this read makes handlers send
+                    * (RFC 6455 5.5.2; Autobahn 5.6, 5.19) */
+    if (!st->close_sent) sl_conn_enqueue(c, sl_ws_frame(SL_WS_PONG, st->control, st->control_len));
+    break;
+  case SL_WS_CLOSE: close_received(c, st); break;
+  default: break; /* a PONG: the read itself counted as liveness */
+  }
+}
+
+/* One piece of a frame from wslay: the frame begun, its payload taken, and
+ * at its end the message or control frame finished. */
+static void take_chunk(sl_conn *c, ws_state *st, const struct wslay_frame_iocb *f) {
+  if (!st->in_frame && !frame_start(c, st, f)) return;
+  bool control = st->frame_opcode >= 8;
+  if (control) {
+    memcpy(st->control + st->control_len, f->data, f->data_length); /* wslay caps it at 125 */
+    st->control_len = (uint8_t)(st->control_len + f->data_length);
+  } else {
+    data_chunk(c, st, f->data, f->data_length);
+    if (st->read_shut || c->state == SL_CONN_CLOSED) return;
+  }
+  st->frame_got += f->data_length;
+  if (st->frame_got < st->frame_len) return;
+  st->in_frame = false;
+  if (control) control_end(c, st);
+  else if (st->frame_fin) message_end(c, st);
 }
 
 /* A compressed message: inflated within maxPayloadSize (a deflate bomb is
  * refused before it is allocated), then delivered like any other. */
-static void deliver_inflated(sl_conn *c, wslay_event_context_ptr ws, int opcode, const char *msg, size_t len) {
+static void deliver_inflated(sl_conn *c, ws_state *st, int opcode, const char *msg, size_t len) {
   static sl_sbuf inflated;
-  ws_state *st = c->proto;
   size_t max = c->server->cfg.max_payload_size;
   sl_sbuf_reset(&inflated);
   if (!st->inflater && !(st->inflater = sl_inflater_new(st->pmd.client_max_window_bits))) return sl_conn_abort(c);
   sl_inflate_result r = sl_inflate_message(st->inflater, msg, len, max, st->pmd.client_no_context_takeover, &inflated);
   if (r == SL_INFLATE_TOO_BIG) {
     sl_app_payload_too_large(c, NULL, inflated.len);
-    too_big(ws, "Message too big");
+    refuse(c, st, CLOSE_MESSAGE_TOO_BIG, "Message too big");
   } else if (r == SL_INFLATE_CORRUPT) {
     sl_info("closing client %s: corrupt compressed message", c->id);
-    wslay_event_queue_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, (const uint8_t *)"Invalid compressed data", 23);
-    wslay_event_shutdown_read(ws);
-  } else if (opcode == WSLAY_TEXT_FRAME && !sl_utf8_valid(inflated.data, inflated.len)) {
+    refuse(c, st, CLOSE_INVALID_PAYLOAD, "Invalid compressed data");
+  } else if (opcode == SL_WS_TEXT && !sl_utf8_valid(inflated.data, inflated.len)) {
     sl_info("closing client %s: text message is not valid UTF-8", c->id);
-    wslay_event_queue_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, (const uint8_t *)"Invalid UTF-8", 13);
-    wslay_event_shutdown_read(ws);
+    refuse(c, st, CLOSE_INVALID_PAYLOAD, "Invalid UTF-8");
   } else {
     deliver(c, opcode, inflated.data ? inflated.data : "", inflated.len);
   }
   if (inflated.cap > 65536) sl_sbuf_free(&inflated);
 }
 
-/* wslay has checked the UTF-8 of an uncompressed text message (and closed
- * with 1007); it cannot see inside a compressed one: deliver_inflated does. */
+/* An uncompressed text message's UTF-8 was checked as it came; a
+ * compressed one's after inflating (deliver_inflated). */
 static void deliver(sl_conn *c, int opcode, const char *msg, size_t len) {
-  if (opcode == WSLAY_TEXT_FRAME) sl_app_text(c, msg, len);
+  if (opcode == SL_WS_TEXT) sl_app_text(c, msg, len);
   else sl_app_binary(c, msg, len);
 }
 
-static const struct wslay_event_callbacks callbacks = {
-    .recv_callback = on_recv,
-    .send_callback = on_send,
-    .on_frame_recv_start_callback = on_frame_start,
-    .on_frame_recv_chunk_callback = on_chunk,
-    .on_msg_recv_callback = on_msg,
-};
-
-/* After wslay sent or received a CLOSE: stop sending and dispatching, and
- * wait for the peer's CLOSE, bounded by a deadline. */
+/* After a CLOSE went or came: stop sending and dispatching, and wait for
+ * the peer's CLOSE, bounded by a deadline. */
 static void follow_close(sl_conn *c, ws_state *st) {
-  if (!st->ws) return;
-  if (!wslay_event_get_close_sent(st->ws) && wslay_event_get_read_enabled(st->ws)) return;
+  if (!st->close_sent && !st->read_shut) return;
   if (c->state == SL_CONN_CLOSED) return;
   if (c->state != SL_CONN_CLOSING) {
     c->state = SL_CONN_CLOSING;
@@ -302,31 +385,33 @@ static void follow_close(sl_conn *c, ws_state *st) {
 }
 
 static void ws_read(sl_conn *c, const char *p, size_t n) {
-  wslay_event_context_ptr ws = wsl(c);
-  if (!ws) return sl_conn_abort(c);
+  wslay_frame_context_ptr fr = frames(c);
+  if (!fr) return sl_conn_abort(c);
   ws_state *st = c->proto;
-  if (!wslay_event_get_read_enabled(ws)) return; /* draining after a close */
+  if (st->read_shut) return; /* draining after a close */
   track_frames(st, (const uint8_t *)p, n);
   st->in = p;
   st->in_len = n;
-  int r = wslay_event_recv(ws);
+  while (!st->read_shut && c->state != SL_CONN_CLOSED) {
+    struct wslay_frame_iocb f;
+    ssize_t r = wslay_frame_recv(fr, &f);
+    if (r == WSLAY_ERR_WANT_READ) break;
+    if (r == WSLAY_ERR_PROTO) {
+      refuse(c, st, CLOSE_PROTOCOL_ERROR, NULL);
+      break;
+    }
+    if (r < 0) return sl_conn_abort(c);
+    take_chunk(c, st, &f);
+  }
   st->in_len = 0;
   if (c->state == SL_CONN_CLOSED) return;
-  if (r == 0) r = wslay_event_send(ws);
-  if (r != 0 && r != WSLAY_ERR_CALLBACK_FAILURE) {
-    sl_conn_abort(c);
-    return;
-  }
   follow_close(c, st);
 }
 
 static void ws_close(sl_conn *c, uint16_t code, const char *reason) {
-  wslay_event_context_ptr ws = wsl(c);
-  if (!ws) return sl_conn_abort(c);
-  size_t rlen = reason ? strlen(reason) : 0;
-  if (rlen > 123) rlen = 123;
-  wslay_event_queue_close(ws, code, (const uint8_t *)reason, rlen);
-  wslay_event_send(ws);
+  ws_state *st = state(c);
+  if (!st) return sl_conn_abort(c);
+  send_close(c, st, code, reason, reason ? strlen(reason) : 0);
   c->state = SL_CONN_CLOSING;
   c->deadline = sl_now_ms() + CLOSE_WAIT_MS;
   sl_conn_flush(c);
@@ -334,10 +419,9 @@ static void ws_close(sl_conn *c, uint16_t code, const char *reason) {
 
 static void ws_drained(sl_conn *c) {
   ws_state *st = c->proto;
-  if (c->state != SL_CONN_CLOSING || !st || !st->ws) return;
-  /* Both CLOSE frames are through: the TCP side may go. */
-  if (wslay_event_get_close_received(st->ws) || !wslay_event_get_read_enabled(st->ws))
-    sl_conn_shutdown(c);
+  if (c->state != SL_CONN_CLOSING || !st) return;
+  /* Both CLOSE frames are through (or reading stopped): the TCP side may go. */
+  if (st->close_received || st->read_shut) sl_conn_shutdown(c);
 }
 
 static void ws_ping(sl_conn *c) {
@@ -350,7 +434,7 @@ static void ws_ping(sl_conn *c) {
 static void ws_free(sl_conn *c) {
   ws_state *st = c->proto;
   if (!st) return;
-  wslay_event_context_free(st->ws);
+  wslay_frame_context_free(st->frames);
   sl_sbuf_free(&st->msg);
   sl_inflater_free(st->inflater);
   free(st);
@@ -363,8 +447,8 @@ static void ws_idle(sl_conn *c) {
   ws_state *st = c->proto;
   if (!st || c->state != SL_CONN_OPEN || st->hdr_have || st->payload_left || st->mid_message) return;
   if (!st->deflate) return ws_free(c);
-  wslay_event_context_free(st->ws);
-  st->ws = NULL;
+  wslay_frame_context_free(st->frames);
+  st->frames = NULL;
   sl_sbuf_free(&st->msg);
   if (st->pmd.client_no_context_takeover) { /* nothing to remember between messages */
     sl_inflater_free(st->inflater);
@@ -394,7 +478,6 @@ int sl_ws_enable_deflate(sl_conn *c, const sl_pmd *params) {
   if (!st) return -1;
   st->pmd = *params;
   st->deflate = true;
-  if (st->ws) wslay_event_config_set_allowed_rsv_bits(st->ws, WSLAY_RSV1_BIT);
   c->wire = (uint8_t)(SL_WIRE_WS_DEFLATE + params->server_max_window_bits - 9);
   return 0;
 }

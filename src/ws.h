@@ -1,6 +1,7 @@
-/* WebSocket on a connection: wslay's event API parses what clients send
- * (masking, fragmentation, control frames, the close handshake); frames the
- * server sends are built here once and shared through the outbound queue. */
+/* WebSocket on a connection: wslay's frame layer parses the frames clients
+ * send (headers, lengths, unmasking); fragmentation, UTF-8, control frames
+ * and the closing handshake are handled here; frames the server sends are
+ * built here once and shared through the outbound queue. */
 #ifndef SL_WS_H
 #define SL_WS_H
 

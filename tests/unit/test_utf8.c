@@ -1,4 +1,4 @@
-/* Unit tests for sl_utf8_valid (utf8.c): RFC 3629 UTF-8, as WebSocket text
+/* Unit tests for sl_utf8_valid and the piecewise sl_utf8_stream (utf8.c): RFC 3629 UTF-8, as WebSocket text
  * frames must be (RFC 6455 §8.1, Autobahn section 6). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -6,8 +6,24 @@
 #include "utf8.h"
 #include "unit.h"
 
-#define VALID(s) CHECK(sl_utf8_valid(LIT(s)))
-#define INVALID(s) CHECK(!sl_utf8_valid(LIT(s)))
+/* The text fed to a stream in two pieces, cut at every place, and byte by
+ * byte: the verdict must be the whole text's. */
+static bool stream_agrees(const char *s, size_t n, bool valid) {
+  bool ok = true;
+  for (size_t cut = 0; cut <= n; cut++) {
+    sl_utf8_stream st = {0};
+    bool fine = sl_utf8_stream_feed(&st, s, cut) && sl_utf8_stream_feed(&st, s + cut, n - cut) &&
+                sl_utf8_stream_complete(&st);
+    ok = ok && fine == valid;
+  }
+  sl_utf8_stream st = {0};
+  bool fine = true;
+  for (size_t i = 0; i < n && fine; i++) fine = sl_utf8_stream_feed(&st, s + i, 1);
+  return ok && (fine && sl_utf8_stream_complete(&st)) == valid;
+}
+
+#define VALID(s) (CHECK(sl_utf8_valid(LIT(s))), CHECK(stream_agrees(LIT(s), true)))
+#define INVALID(s) (CHECK(!sl_utf8_valid(LIT(s))), CHECK(stream_agrees(LIT(s), false)))
 
 static void test_empty_and_ascii(void) {
   CHECK(sl_utf8_valid("", 0));
@@ -231,7 +247,24 @@ static void test_every_code_point(void) {
   CHECK_EQ_INT(wrong, 0);
 }
 
+/* A stream fails at the faulty byte, before the rest arrives (Autobahn
+ * 6.4: fail fast), and a cut sequence is pending, not wrong. */
+static void test_stream_fails_fast(void) {
+  sl_utf8_stream st = {0};
+  CHECK(!sl_utf8_stream_feed(&st, LIT("text then \xc3\x28")));
+  st = (sl_utf8_stream){0};
+  CHECK(!sl_utf8_stream_feed(&st, LIT("\xf4\x90"))); /* already above U+10FFFF */
+  st = (sl_utf8_stream){0};
+  CHECK(!sl_utf8_stream_feed(&st, LIT("\xed\xa0"))); /* already a surrogate */
+  st = (sl_utf8_stream){0};
+  CHECK(sl_utf8_stream_feed(&st, LIT("ok \xf0\x9f")));
+  CHECK(!sl_utf8_stream_complete(&st));
+  CHECK(sl_utf8_stream_feed(&st, LIT("\x98\x80 and on")));
+  CHECK(sl_utf8_stream_complete(&st));
+}
+
 int main(void) {
+  test_stream_fails_fast();
   test_empty_and_ascii();
   test_multibyte();
   test_overlongs();
