@@ -224,11 +224,15 @@ static bool frame_allowed(const ws_state *st, const struct wslay_frame_iocb *f) 
  * fire the onPayloadTooLarge hook. False when the client was refused. */
 static bool frame_start(sl_conn *c, ws_state *st, const struct wslay_frame_iocb *f) {
   const sl_config *cfg = &c->server->cfg;
-  if (!frame_allowed(st, f)) return refuse(c, st, CLOSE_PROTOCOL_ERROR, NULL), false;
+  if (!frame_allowed(st, f)) {
+    refuse(c, st, CLOSE_PROTOCOL_ERROR, NULL);
+    return false;
+  }
   if (f->payload_length > cfg->max_frame_size) {
     sl_info("closing client %s: frame of %llu bytes exceeds maxFrameSize", c->id,
             (unsigned long long)f->payload_length);
-    return refuse(c, st, CLOSE_MESSAGE_TOO_BIG, "Frame too big"), false;
+    refuse(c, st, CLOSE_MESSAGE_TOO_BIG, "Frame too big");
+    return false;
   }
   st->in_frame = true;
   st->frame_opcode = f->opcode;
@@ -248,7 +252,8 @@ static bool frame_start(sl_conn *c, ws_state *st, const struct wslay_frame_iocb 
   st->msg_len += f->payload_length;
   if (st->msg_len > cfg->max_payload_size) {
     sl_app_payload_too_large(c, NULL, st->msg_len);
-    return refuse(c, st, CLOSE_MESSAGE_TOO_BIG, "Message too big"), false;
+    refuse(c, st, CLOSE_MESSAGE_TOO_BIG, "Message too big");
+    return false;
   }
   return true;
 }
