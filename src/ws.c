@@ -48,13 +48,11 @@ typedef struct {
   bool deflate;           /* permessage-deflate was negotiated: pmd holds it */
   sl_pmd pmd;
   sl_inflater *inflater;  /* made on the first compressed message */
-  /* Where the input stands between frames, tracked beside wslay so that an
-   * idle connection can give its frame parser (~4 KiB) back and make a
-   * new one when it speaks again. */
-  uint8_t hdr[14];
-  uint8_t hdr_have;
-  uint64_t payload_left;
-  bool mid_message; /* a fragmented data message is not finished */
+  /* Bytes handed to wslay that no frame header or payload chunk has
+   * accounted for yet: while there are any, wslay holds part of a header,
+   * so an idle connection may give its frame parser (~4 KiB) back only
+   * when this is 0 between messages. */
+  uint64_t unparsed;
 } ws_state;
 
 static const struct wslay_frame_callbacks frame_callbacks;
@@ -72,32 +70,6 @@ static wslay_frame_context_ptr frames(sl_conn *c) {
   if (!st) return NULL;
   if (!st->frames && wslay_frame_context_init(&st->frames, &frame_callbacks, c) != 0) return NULL;
   return st->frames;
-}
-
-/* Follows frame boundaries in the bytes wslay is about to read. */
-static void track_frames(ws_state *st, const uint8_t *p, size_t n) {
-  while (n > 0) {
-    if (st->payload_left > 0) {
-      size_t take = n < st->payload_left ? n : (size_t)st->payload_left;
-      st->payload_left -= take, p += take, n -= take;
-      continue;
-    }
-    st->hdr[st->hdr_have++] = *p++, n--;
-    if (st->hdr_have < 2) continue;
-    uint8_t code = st->hdr[1] & 127;
-    size_t need = 2 + (code == 126 ? 2 : code == 127 ? 8 : 0) + ((st->hdr[1] & 0x80) ? 4 : 0);
-    if (st->hdr_have < need) continue;
-    uint64_t len = code;
-    if (code == 126) len = (uint64_t)st->hdr[2] << 8 | st->hdr[3];
-    if (code == 127) {
-      len = 0;
-      for (int i = 0; i < 8; i++) len = len << 8 | st->hdr[2 + i];
-    }
-    uint8_t opcode = st->hdr[0] & 15;
-    if (opcode < 8) st->mid_message = !(st->hdr[0] & 0x80);
-    st->payload_left = len;
-    st->hdr_have = 0;
-  }
 }
 
 static sl_sbuf scratch; /* payloads are assembled here, then framed */
@@ -170,6 +142,7 @@ static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *ud) {
   memcpy(buf, st->in, n);
   st->in += n;
   st->in_len -= n;
+  st->unparsed += n;
   return (ssize_t)n; /* 0: wslay says it wants more */
 }
 
@@ -222,8 +195,16 @@ static bool frame_allowed(const ws_state *st, const struct wslay_frame_iocb *f) 
 /* A frame's header has come: checked, and its message begun or grown.
  * Limits are ours rather than wslay's so that they follow updateConfig and
  * fire the onPayloadTooLarge hook. False when the client was refused. */
+/* The size of the header wslay read for f (it refuses lengths not in
+ * their shortest form, so the length says which form was used). */
+static size_t header_size(const struct wslay_frame_iocb *f) {
+  size_t extended = f->payload_length < 126 ? 0 : f->payload_length <= 0xFFFF ? 2 : 8;
+  return 2 + extended + (f->mask ? 4 : 0);
+}
+
 static bool frame_start(sl_conn *c, ws_state *st, const struct wslay_frame_iocb *f) {
   const sl_config *cfg = &c->server->cfg;
+  st->unparsed -= header_size(f);
   if (!frame_allowed(st, f)) {
     refuse(c, st, CLOSE_PROTOCOL_ERROR, NULL);
     return false;
@@ -332,6 +313,7 @@ static void control_end(sl_conn *c, ws_state *st) {
  * at its end the message or control frame finished. */
 static void take_chunk(sl_conn *c, ws_state *st, const struct wslay_frame_iocb *f) {
   if (!st->in_frame && !frame_start(c, st, f)) return;
+  st->unparsed -= f->data_length;
   bool control = st->frame_opcode >= 8;
   if (control) {
     memcpy(st->control + st->control_len, f->data, f->data_length); /* wslay caps it at 125 */
@@ -394,7 +376,6 @@ static void ws_read(sl_conn *c, const char *p, size_t n) {
   if (!fr) return sl_conn_abort(c);
   ws_state *st = c->proto;
   if (st->read_shut) return; /* draining after a close */
-  track_frames(st, (const uint8_t *)p, n);
   st->in = p;
   st->in_len = n;
   while (!st->read_shut && c->state != SL_CONN_CLOSED) {
@@ -450,7 +431,7 @@ static void ws_free(sl_conn *c) {
  * of it, unless compression parameters must be remembered). */
 static void ws_idle(sl_conn *c) {
   ws_state *st = c->proto;
-  if (!st || c->state != SL_CONN_OPEN || st->hdr_have || st->payload_left || st->mid_message) return;
+  if (!st || c->state != SL_CONN_OPEN || st->unparsed || st->in_frame || st->msg_opcode) return;
   if (!st->deflate) return ws_free(c);
   wslay_frame_context_free(st->frames);
   st->frames = NULL;
