@@ -1,6 +1,9 @@
 #include "utf8.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* The lead byte's sequence: how many continuation bytes follow, and the
  * range of the first of them (which rules out overlongs, surrogates and
@@ -42,15 +45,25 @@ bool sl_utf8_stream_feed(sl_utf8_stream *st, const char *s, size_t n) {
       st->need--, p++;
       continue;
     }
-    while (end - p >= 8) { /* between characters: ASCII eight bytes at a time */
+#ifdef __SSE2__
+    while (end - p >= 16) { /* between characters: ASCII sixteen bytes at a time */
+      int high = _mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)p));
+      if (high) {
+        p += __builtin_ctz((unsigned)high); /* to the first byte of 0x80 and up */
+        break;
+      }
+      p += 16;
+    }
+#endif
+    while (end - p >= 8) { /* then eight at a time */
       uint64_t word;
       memcpy(&word, p, 8);
       if (word & 0x8080808080808080ull) break;
       p += 8;
     }
+    while (p < end && *p < 0x80) p++; /* the last few ASCII bytes */
     if (p == end) break;
-    if (*p < 0x80) p++;
-    else if (!lead(*p++, st)) return false;
+    if (!lead(*p++, st)) return false;
   }
   return true;
 }
