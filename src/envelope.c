@@ -71,15 +71,54 @@ static void envelope_clear(sl_envelope *env) {
   env->data_len = env->correlation_id_len = 0;
 }
 
-sl_env_status sl_envelope_parse(const char *text, size_t len, sl_envelope *env) {
+/* The walk of sl_envelope_parse_decoding: "data" decoded onto L's stack
+ * where it lies (a later duplicate replacing an earlier one), every other
+ * member skipped and taken as a span. */
+typedef struct {
+  sl_envelope *env;
+  lua_State *L;
+  bool data_pushed;
+} decoding_walk;
+
+static const char *take_value(void *ud, const char *key, size_t key_len, const char *value, const char *end) {
+  decoding_walk *w = ud;
+  if (!w->L || !key_is(key, key_len, "data")) {
+    const char *p = sl_jt_skip(value, end, 1);
+    if (p) take_member(w->env, key, key_len, value, (size_t)(p - value));
+    return p;
+  }
+  if (w->data_pushed) lua_pop(w->L, 1);
+  w->data_pushed = false;
+  const char *p = sl_json_decode_value(w->L, value, end, 1); /* depth 1: inside the envelope, as a skip counts */
+  if (!p) return NULL;
+  w->data_pushed = true;
+  w->env->data = value;
+  w->env->data_len = (size_t)(p - value);
+  return p;
+}
+
+static sl_env_status parse(lua_State *L, const char *text, size_t len, sl_envelope *env) {
   envelope_clear(env);
   const char *p = sl_jt_ws(text, text + len);
   if (p == text + len || (*p != '{' && !sl_jt_valid(text, len))) return SL_ENV_INVALID_JSON;
   if (*p != '{') return SL_ENV_NOT_OBJECT;
-  if (sl_jt_object(text, len, take_member, env) != 0) return SL_ENV_INVALID_JSON;
-  if (!env->event[0]) strcpy(env->event, env->ack_name);
-  if (!env->event[0]) return SL_ENV_NO_EVENT;
-  return SL_ENV_OK;
+  decoding_walk walk = {env, L, false};
+  int top = L ? lua_gettop(L) : 0;
+  sl_env_status st = SL_ENV_OK;
+  if (sl_jt_object_values(text, len, take_value, &walk) != 0) st = SL_ENV_INVALID_JSON;
+  if (st == SL_ENV_OK && !env->event[0]) strcpy(env->event, env->ack_name);
+  if (st == SL_ENV_OK && !env->event[0]) st = SL_ENV_NO_EVENT;
+  if (L && st != SL_ENV_OK) lua_settop(L, top);
+  else if (L && !walk.data_pushed) lua_pushnil(L);
+  return st;
+}
+
+sl_env_status sl_envelope_parse(const char *text, size_t len, sl_envelope *env) {
+  return parse(NULL, text, len, env);
+}
+
+sl_env_status sl_envelope_parse_decoding(lua_State *L, const char *text, size_t len, sl_envelope *env) {
+  return parse(L, text, len, env);
 }
 
 sl_env_status sl_binary_parse(const uint8_t *msg, size_t len, sl_binary_msg *out) {

@@ -1,5 +1,6 @@
-/* The stelar v3 message envelope (PROTOCOL.md §3): pure functions over
- * buffers, so unit tests and fuzzers reach them without a socket.
+/* The stelar v3 message envelope (PROTOCOL.md §3): functions over buffers
+ * (one also decoding "data" onto a Lua stack), so unit tests and fuzzers
+ * reach them without a socket.
  *
  *   {"event": "chat", "data": <any>}                       an event
  *   {..., "_ackName": "getUser", "_correlationId": "c-17"} an ACK request
@@ -10,6 +11,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <lua.h>
 
 #include "buf.h"
 
@@ -34,6 +37,10 @@ typedef struct {
 } sl_envelope;
 
 sl_env_status sl_envelope_parse(const char *text, size_t len, sl_envelope *env);
+/* The same, with "data" decoded onto L's stack as it is met instead of
+ * checked now and scanned again by a later decode: on SL_ENV_OK one value
+ * more is on the stack (nil when there is no "data"), otherwise none. */
+sl_env_status sl_envelope_parse_decoding(lua_State *L, const char *text, size_t len, sl_envelope *env);
 const char *sl_env_status_text(sl_env_status s);
 
 /* A binary event; event and payload point into the message. */

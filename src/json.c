@@ -114,18 +114,25 @@ static const char *decode_value(decoder *d, const char *p, int depth) {
   }
 }
 
-int sl_json_decode(lua_State *L, const char *text, size_t len) {
-  static decoder d; /* its scratch buffer is reused across calls */
-  d.L = L;
-  d.end = text + len;
+static decoder the_decoder; /* its scratch buffer is reused across calls */
+
+const char *sl_json_decode_value(lua_State *L, const char *p, const char *end, int depth) {
+  decoder *d = &the_decoder;
+  d->L = L;
+  d->end = end;
   int top = lua_gettop(L);
-  const char *p = decode_value(&d, sl_jt_ws(text, d.end), 0);
-  if (!p || sl_jt_ws(p, d.end) != d.end) {
-    lua_settop(L, top);
-    return -1;
-  }
-  if (d.scratch.cap > 65536) sl_sbuf_free(&d.scratch);
-  return 0;
+  p = decode_value(d, p, depth);
+  if (!p) lua_settop(L, top);
+  if (d->scratch.cap > 65536) sl_sbuf_free(&d->scratch);
+  return p;
+}
+
+int sl_json_decode(lua_State *L, const char *text, size_t len) {
+  const char *end = text + len;
+  const char *p = sl_json_decode_value(L, sl_jt_ws(text, end), end, 0);
+  if (p && sl_jt_ws(p, end) == end) return 0;
+  if (p) lua_pop(L, 1);
+  return -1;
 }
 
 /* s as a JSON string: runs of plain bytes copied, the rest escaped. With

@@ -28,6 +28,11 @@ void sl_json_mark_array(lua_State *L);
  * SL_JSON_MAX_DEPTH levels of nesting) pushes nothing and returns -1. Arrays get the
  * array metatable so that an empty one encodes back as []. */
 int sl_json_decode(lua_State *L, const char *text, size_t len);
+/* Decodes the one value that starts at p (no leading space) inside a
+ * larger text ending at end, at nesting depth `depth` of that text, and
+ * pushes it; returns where the value ends, or NULL (nothing pushed) when it
+ * is malformed. */
+const char *sl_json_decode_value(lua_State *L, const char *p, const char *end, int depth);
 
 /* Appends the JSON text of the value at idx to out. Returns 0, or -1 with a
  * message in err (a cycle, a function, invalid UTF-8, NaN, out of memory);

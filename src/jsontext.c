@@ -181,7 +181,7 @@ const char *sl_jt_skip(const char *p, const char *end, int depth) {
   }
 }
 
-int sl_jt_object(const char *text, size_t n, sl_jt_member_fn fn, void *ud) {
+int sl_jt_object_values(const char *text, size_t n, sl_jt_value_fn fn, void *ud) {
   const char *end = text + n, *p = sl_jt_ws(text, end);
   if (p >= end || *p != '{') return -1;
   p = sl_jt_ws(p + 1, end);
@@ -192,15 +192,31 @@ int sl_jt_object(const char *text, size_t n, sl_jt_member_fn fn, void *ud) {
     size_t key_len = (size_t)(p - key) - 2;
     p = sl_jt_ws(p, end);
     if (p >= end || *p != ':') return -1;
-    const char *value = sl_jt_ws(p + 1, end);
-    if (!(p = sl_jt_skip(value, end, 1))) return -1;
-    fn(ud, key + 1, key_len, value, (size_t)(p - value));
+    if (!(p = fn(ud, key + 1, key_len, sl_jt_ws(p + 1, end), end))) return -1;
     p = sl_jt_ws(p, end);
     if (p >= end) return -1;
     if (*p == '}') return sl_jt_ws(p + 1, end) == end ? 0 : -1;
     if (*p != ',') return -1;
     p = sl_jt_ws(p + 1, end);
   }
+}
+
+typedef struct {
+  sl_jt_member_fn fn;
+  void *ud;
+} member_spans;
+
+/* sl_jt_object's values: skipped (validated), then handed over as spans. */
+static const char *member_span(void *ud, const char *key, size_t key_len, const char *value, const char *end) {
+  const member_spans *m = ud;
+  const char *p = sl_jt_skip(value, end, 1);
+  if (p) m->fn(m->ud, key, key_len, value, (size_t)(p - value));
+  return p;
+}
+
+int sl_jt_object(const char *text, size_t n, sl_jt_member_fn fn, void *ud) {
+  member_spans m = {fn, ud};
+  return sl_jt_object_values(text, n, member_span, &m);
 }
 
 int sl_jt_valid(const char *text, size_t n) {

@@ -38,6 +38,12 @@ const char *sl_jt_number(const char *p, const char *end);
 typedef void (*sl_jt_member_fn)(void *ud, const char *key, size_t key_len, const char *value, size_t value_len);
 int sl_jt_object(const char *text, size_t n, sl_jt_member_fn fn, void *ud);
 
+/* The same walk with fn reading each value itself (value is where it starts,
+ * end the text's end): fn returns where the value ends, or NULL when it is
+ * malformed, which ends the walk with -1. */
+typedef const char *(*sl_jt_value_fn)(void *ud, const char *key, size_t key_len, const char *value, const char *end);
+int sl_jt_object_values(const char *text, size_t n, sl_jt_value_fn fn, void *ud);
+
 /* True when text[0..n) is exactly one well-formed JSON value. */
 int sl_jt_valid(const char *text, size_t n);
 

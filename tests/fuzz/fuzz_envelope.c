@@ -6,12 +6,16 @@
  *   - sl_envelope_parse (the JSON text envelope): on success the event is
  *     1-256 bytes without NUL, and the data and correlation spans lie inside
  *     the message and are each one well-formed JSON value;
+ *   - sl_envelope_parse_decoding (what the server calls): the same status
+ *     and spans, and exactly one value pushed on success, none otherwise;
  *   - sl_binary_parse (the [u32 length][{"event":..}] binary header): on
  *     success the payload is the tail of the message. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <lauxlib.h>
 
 #include "envelope.h"
 #include "jsontext.h"
@@ -57,10 +61,26 @@ static bool inside(const void *span, size_t len, const uint8_t *data, size_t siz
   return s >= data && len <= size && s - data <= (ptrdiff_t)(size - len);
 }
 
+static void check_decoding_agrees(const uint8_t *data, size_t size, sl_env_status st, const sl_envelope *env) {
+  static lua_State *L;
+  if (!L) L = luaL_newstate();
+  sl_envelope decoded;
+  sl_env_status st2 = sl_envelope_parse_decoding(L, (const char *)data, size, &decoded);
+  CHECK(st2 == st);
+  CHECK(lua_gettop(L) == (st == SL_ENV_OK));
+  if (st == SL_ENV_OK) {
+    CHECK(strcmp(decoded.event, env->event) == 0 && strcmp(decoded.ack_name, env->ack_name) == 0);
+    CHECK(decoded.data == env->data && decoded.data_len == env->data_len);
+    CHECK(env->data || lua_isnil(L, -1));
+  }
+  lua_settop(L, 0);
+}
+
 static void check_envelope(const uint8_t *data, size_t size) {
   sl_envelope env;
   sl_env_status st = sl_envelope_parse((const char *)data, size, &env);
   CHECK(sl_env_status_text(st) != NULL);
+  check_decoding_agrees(data, size, st, &env);
   if (st != SL_ENV_OK) return;
   size_t elen = strnlen(env.event, sizeof env.event);
   CHECK(elen >= 1 && elen <= SL_EVENT_NAME_MAX);

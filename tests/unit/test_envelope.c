@@ -1,14 +1,56 @@
 /* Unit tests for the v3 message envelope (envelope.c, PROTOCOL.md §3):
- * sl_envelope_parse, sl_binary_parse and the three builders. */
+ * sl_envelope_parse, sl_envelope_parse_decoding, sl_binary_parse and the
+ * three builders. */
+#include <lauxlib.h>
+#include <lualib.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "envelope.h"
+#include "json.h"
 #include "unit.h"
 
-static sl_env_status parse(const char *text, sl_envelope *env) {
-  return sl_envelope_parse(text, strlen(text), env);
+static lua_State *L;
+
+/* The JSON of the value at the top of L's stack ("nil" for nil). */
+static void encode_top(sl_sbuf *out) {
+  char err[128];
+  sl_sbuf_reset(out);
+  if (lua_isnil(L, -1)) sl_sbuf_puts(out, "nil");
+  else if (sl_json_encode(L, -1, out, err, sizeof err) != 0) sl_sbuf_puts(out, err);
 }
+
+/* Every text envelope is parsed both ways: sl_envelope_parse_decoding must
+ * agree with sl_envelope_parse on the status and every field, push exactly
+ * one value on success (nothing otherwise), and that value must be what a
+ * separate decode of the data span gives (nil without data). */
+static sl_env_status parse_at(const char *text, sl_envelope *env, const char *file, int line) {
+  size_t len = strlen(text);
+  sl_env_status st = sl_envelope_parse(text, len, env);
+  sl_envelope decoded;
+  int top = lua_gettop(L);
+  sl_env_status st2 = sl_envelope_parse_decoding(L, text, len, &decoded);
+  CHECK_EQ_INT_AT(st2, st, file, line);
+  CHECK_EQ_INT_AT(lua_gettop(L), top + (st == SL_ENV_OK), file, line);
+  if (st != SL_ENV_OK) return st;
+  CHECK_EQ_STR_AT(decoded.event, env->event, file, line);
+  CHECK_EQ_STR_AT(decoded.ack_name, env->ack_name, file, line);
+  CHECK_AT(decoded.data == env->data && decoded.data_len == env->data_len, file, line);
+  CHECK_AT(decoded.correlation_id == env->correlation_id && decoded.correlation_id_len == env->correlation_id_len,
+           file, line);
+  sl_sbuf got = {0}, want = {0};
+  encode_top(&got);
+  lua_settop(L, top);
+  if (env->data && sl_json_decode(L, env->data, env->data_len) != 0) lua_pushliteral(L, "undecodable");
+  else if (!env->data) lua_pushnil(L);
+  encode_top(&want);
+  lua_settop(L, top);
+  CHECK_MEM_AT(got.data, got.len, want.data, want.len, file, line);
+  sl_sbuf_free(&got);
+  sl_sbuf_free(&want);
+  return st;
+}
+#define parse(text, env) parse_at((text), (env), __FILE__, __LINE__)
 
 /* A span of the message (data, correlation id) against the text it should hold. */
 #define CHECK_SPAN(ptr, len, want) \
@@ -309,7 +351,37 @@ static void test_status_text(void) {
   CHECK(strlen(sl_env_status_text(SL_ENV_BAD_BINARY_HEADER)) > 0);
 }
 
+/* A later "data" replaces an earlier one on the stack, as in JSON.parse;
+ * bad data after good leaves nothing behind. */
+static void test_decoding_duplicate_and_bad_data(void) {
+  sl_envelope env;
+  CHECK_EQ_INT(parse("{\"data\":[1],\"event\":\"e\",\"data\":{\"k\":2}}", &env), SL_ENV_OK);
+  CHECK_SPAN(env.data, env.data_len, "{\"k\":2}");
+  CHECK_EQ_INT(parse("{\"event\":\"e\",\"data\":{\"k\":2},\"data\":[1,}", &env), SL_ENV_INVALID_JSON);
+  CHECK_EQ_INT(parse("{\"data\":{\"k\":[true,null]}}", &env), SL_ENV_NO_EVENT);
+}
+
+/* Nesting counts from the envelope, as the skip of the plain parse does. */
+static void test_decoding_depth_limit(void) {
+  sl_sbuf text = {0};
+  for (int levels = SL_JSON_MAX_NESTING - 2; levels <= SL_JSON_MAX_NESTING; levels++) {
+    sl_sbuf_reset(&text);
+    sl_sbuf_puts(&text, "{\"event\":\"deep\",\"data\":");
+    for (int i = 0; i < levels; i++) sl_sbuf_putc(&text, '[');
+    for (int i = 0; i < levels; i++) sl_sbuf_putc(&text, ']');
+    sl_sbuf_putc(&text, '}');
+    sl_sbuf_putc(&text, '\0');
+    sl_envelope env;
+    CHECK_EQ_INT(parse(text.data, &env), levels < SL_JSON_MAX_NESTING ? SL_ENV_OK : SL_ENV_INVALID_JSON);
+  }
+  sl_sbuf_free(&text);
+}
+
 int main(void) {
+  L = luaL_newstate();
+  luaL_openlibs(L);
+  test_decoding_duplicate_and_bad_data();
+  test_decoding_depth_limit();
   test_event_and_data();
   test_spacing_and_order();
   test_data_absent_or_null();
@@ -334,5 +406,6 @@ int main(void) {
   test_binary_build_round_trip();
   test_binary_build_large_payload();
   test_status_text();
+  lua_close(L);
   return unit_summary("test_envelope");
 }

@@ -93,6 +93,7 @@ static inline int unit_summary(const char *name) {
 #define CHECK_AT(cond, file, line) unit_check(!!(cond), (file), (line), #cond)
 #define CHECK_EQ_INT_AT(got, want, file, line) \
   unit_check_int((long long)(got), (long long)(want), (file), (line), #got " == " #want)
+#define CHECK_EQ_STR_AT(got, want, file, line) unit_check_str((got), (want), (file), (line), #got " == " #want)
 #define CHECK_MEM_AT(...) UNIT_CHECK_MEM_AT(__VA_ARGS__)
 #define UNIT_CHECK_MEM_AT(got, got_len, want, want_len, file, line) \
   unit_check_mem((got), (got_len), (want), (want_len), (file), (line), #got " == " #want)
