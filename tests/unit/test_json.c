@@ -479,23 +479,24 @@ static void test_round_trip_exact_text(void) {
   }
 }
 
-/* The string scanner stops at the first quote, backslash or control byte,
- * wherever it falls in the 16- and 8-byte steps: every stop byte at every
- * offset of runs of every length up to 40, at two alignments. */
-static void test_plain_run_stops_exactly(void) {
-  static const unsigned char stops[] = {'"', '\\', 0x00, 0x01, 0x1f};
-  static const unsigned char plain[] = {'a', ' ', 0x7f, 0x80, 0xff, 0x20, '/'};
+typedef const char *(*run_fn)(const char *p, const char *end);
+
+/* run stops exactly at the first of `stops` and never at `plain` bytes,
+ * wherever the stop falls in the 16- and 8-byte steps: every stop byte at
+ * every offset of runs of every length up to 40, at two alignments. */
+static void check_run_stops(run_fn run, const unsigned char *stops, size_t nstops, const unsigned char *plain,
+                            size_t nplain) {
   char buf[64];
   for (size_t align = 0; align < 2; align++) {
     for (size_t len = 0; len <= 40; len++) {
       char *s = buf + align;
-      for (size_t i = 0; i < len; i++) s[i] = (char)plain[(i + len) % sizeof plain];
-      CHECK(sl_jt_plain_run(s, s + len) == s + len);
+      for (size_t i = 0; i < len; i++) s[i] = (char)plain[(i + len) % nplain];
+      CHECK(run(s, s + len) == s + len);
       for (size_t at = 0; at < len; at++) {
-        for (size_t k = 0; k < sizeof stops; k++) {
+        for (size_t k = 0; k < nstops; k++) {
           char kept = s[at];
           s[at] = (char)stops[k];
-          if (!CHECK(sl_jt_plain_run(s, s + len) == s + at)) fprintf(stderr, "len %zu at %zu byte %02x\n", len, at, stops[k]);
+          if (!CHECK(run(s, s + len) == s + at)) fprintf(stderr, "len %zu at %zu byte %02x\n", len, at, stops[k]);
           s[at] = kept;
         }
       }
@@ -503,28 +504,19 @@ static void test_plain_run_stops_exactly(void) {
   }
 }
 
-/* The ASCII run stops at the same bytes and at any byte of 0x80 and up,
- * exactly, at every offset as above. */
+/* The string scanner stops at a quote, backslash or control byte; bytes of
+ * 0x80 and up are plain to it. */
+static void test_plain_run_stops_exactly(void) {
+  static const unsigned char stops[] = {'"', '\\', 0x00, 0x01, 0x1f};
+  static const unsigned char plain[] = {'a', ' ', 0x7f, 0x80, 0xff, 0x20, '/'};
+  check_run_stops(sl_jt_plain_run, stops, sizeof stops, plain, sizeof plain);
+}
+
+/* The ASCII run stops at the same bytes and at any byte of 0x80 and up. */
 static void test_plain_ascii_run_stops_exactly(void) {
   static const unsigned char stops[] = {'"', '\\', 0x00, 0x1f, 0x80, 0xc3, 0xff};
   static const unsigned char plain[] = {'a', ' ', 0x7f, 0x20, '/'};
-  char buf[64];
-  for (size_t align = 0; align < 2; align++) {
-    for (size_t len = 0; len <= 40; len++) {
-      char *s = buf + align;
-      for (size_t i = 0; i < len; i++) s[i] = (char)plain[(i + len) % sizeof plain];
-      CHECK(sl_jt_plain_ascii_run(s, s + len) == s + len);
-      for (size_t at = 0; at < len; at++) {
-        for (size_t k = 0; k < sizeof stops; k++) {
-          char kept = s[at];
-          s[at] = (char)stops[k];
-          if (!CHECK(sl_jt_plain_ascii_run(s, s + len) == s + at))
-            fprintf(stderr, "len %zu at %zu byte %02x\n", len, at, stops[k]);
-          s[at] = kept;
-        }
-      }
-    }
-  }
+  check_run_stops(sl_jt_plain_ascii_run, stops, sizeof stops, plain, sizeof plain);
 }
 
 int main(void) {
