@@ -149,6 +149,13 @@ static ssize_t on_recv(uint8_t *buf, size_t len, int flags, void *ud) {
 /* Frames the server sends are built here (sl_ws_frame), never by wslay. */
 static const struct wslay_frame_callbacks frame_callbacks = {.recv_callback = on_recv};
 
+/* A control frame of ours, queued in order with everything else. */
+static void send_control(sl_conn *c, int opcode, const void *payload, size_t len) {
+  sl_buf *b = sl_ws_frame(opcode, payload, len);
+  if (!b) return sl_conn_abort(c); /* out of memory: the client could not be answered */
+  sl_conn_enqueue(c, b);
+}
+
 /* Our CLOSE, once: the status code and reason (none when code is 0). */
 static void send_close(sl_conn *c, ws_state *st, uint16_t code, const char *reason, size_t len) {
   if (st->close_sent) return;
@@ -161,11 +168,11 @@ static void send_close(sl_conn *c, ws_state *st, uint16_t code, const char *reas
     n = 2 + len;
   }
   st->close_sent = true;
-  sl_conn_enqueue(c, sl_ws_frame(SL_WS_CLOSE, payload, n));
+  send_control(c, SL_WS_CLOSE, payload, n);
 }
 
 /* A fault of the client's: our CLOSE with its code, and nothing more is
- * read. Protocol faults carry no reason, as before. */
+ * read. Protocol faults carry no reason (the code says it all). */
 static void refuse(sl_conn *c, ws_state *st, uint16_t code, const char *reason) {
   send_close(c, st, code, reason, reason ? strlen(reason) : 0);
   st->read_shut = true;
@@ -192,9 +199,6 @@ static bool frame_allowed(const ws_state *st, const struct wslay_frame_iocb *f) 
   return (f->opcode == SL_WS_TEXT || f->opcode == SL_WS_BINARY) && st->msg_opcode == 0;
 }
 
-/* A frame's header has come: checked, and its message begun or grown.
- * Limits are ours rather than wslay's so that they follow updateConfig and
- * fire the onPayloadTooLarge hook. False when the client was refused. */
 /* The size of the header wslay read for f (it refuses lengths not in
  * their shortest form, so the length says which form was used). */
 static size_t header_size(const struct wslay_frame_iocb *f) {
@@ -202,6 +206,9 @@ static size_t header_size(const struct wslay_frame_iocb *f) {
   return 2 + extended + (f->mask ? 4 : 0);
 }
 
+/* A frame's header has come: checked, and its message begun or grown.
+ * Limits are ours rather than wslay's so that they follow updateConfig and
+ * fire the onPayloadTooLarge hook. False when the client was refused. */
 static bool frame_start(sl_conn *c, ws_state *st, const struct wslay_frame_iocb *f) {
   const sl_config *cfg = &c->server->cfg;
   st->unparsed -= header_size(f);
@@ -302,7 +309,7 @@ static void control_end(sl_conn *c, ws_state *st) {
   switch (st->frame_opcode) {
   case SL_WS_PING: /* the PONG goes now, ahead of whatever the rest of this read makes handlers send
                     * (RFC 6455 5.5.2; Autobahn 5.6, 5.19) */
-    if (!st->close_sent) sl_conn_enqueue(c, sl_ws_frame(SL_WS_PONG, st->control, st->control_len));
+    if (!st->close_sent) send_control(c, SL_WS_PONG, st->control, st->control_len);
     break;
   case SL_WS_CLOSE: close_received(c, st); break;
   default: break; /* a PONG: the read itself counted as liveness */
