@@ -293,6 +293,7 @@ static void close_received(sl_conn *c, ws_state *st) {
   uint16_t code = 0;
   const char *reason = NULL;
   size_t reason_len = 0;
+  if (st->control_len == 1) return refuse(c, st, CLOSE_PROTOCOL_ERROR, NULL); /* half a status code */
   if (st->control_len >= 2) {
     code = (uint16_t)(st->control[0] << 8 | st->control[1]);
     reason = (const char *)st->control + 2;

@@ -182,6 +182,72 @@ test('an invalid UTF-8 text message gets CLOSE 1007', async (t) => {
   await servesFresh(server.port, 'invalid UTF-8');
 });
 
+// Frames RFC 6455 forbids, each answered with its CLOSE code, the socket
+// closed after it and nothing dispatched; the server goes on serving.
+const forbidden = [
+  ['a reserved data opcode (3)', (c) => c.send(3, 'x'), 1002],
+  ['a reserved control opcode (11)', (c) => c.send(11, 'x'), 1002],
+  ['RSV1 without a negotiated extension', (c) => c.send(OP.TEXT, envelope('echo', 1), { rsv: 4 }), 1002],
+  ['RSV2', (c) => c.send(OP.TEXT, envelope('echo', 1), { rsv: 2 }), 1002],
+  ['RSV3 on a ping', (c) => c.send(OP.PING, 'x', { rsv: 1 }), 1002],
+  ['a continuation with no message begun', (c) => c.send(OP.CONT, envelope('echo', 1)), 1002],
+  ['a new text frame inside a fragmented message', (c) => {
+    c.send(OP.TEXT, '{"event":', { fin: false });
+    c.send(OP.TEXT, envelope('echo', 1));
+  }, 1002],
+  ['a ping of 126 bytes', (c) => c.send(OP.PING, Buffer.alloc(126, 1)), 1002],
+  ['a fragmented ping', (c) => c.send(OP.PING, 'x', { fin: false }), 1002],
+  ['a close with a 1-byte payload', (c) => c.send(OP.CLOSE, Buffer.from([3])), 1002],
+  ['a close with code 1005 (never sent on the wire)', (c) => c.send(OP.CLOSE, Buffer.from([0x03, 0xed])), 1002],
+  ['a close with code 999', (c) => c.send(OP.CLOSE, Buffer.from([0x03, 0xe7])), 1002],
+  ['a close with code 2000', (c) => c.send(OP.CLOSE, Buffer.from([0x07, 0xd0])), 1002],
+  ['a close whose reason is not UTF-8', (c) => c.send(OP.CLOSE, Buffer.from([0x03, 0xe8, 0xc3, 0x28])), 1007],
+];
+
+for (const [what, sendBad, code] of forbidden) {
+  test(`${what} gets CLOSE ${code}`, async (t) => {
+    const server = await start(t);
+    const c = await open(t, server);
+    await rawEcho(c, 'before');
+    sendBad(c);
+    await expectClose(c, code, what);
+    assert.strictEqual(c.frames.filter((f) => f.opcode === OP.TEXT).length, 1, 'only the first echo came back');
+    await servesFresh(server.port, what);
+  });
+}
+
+test('a close without a payload is answered with an empty CLOSE', async (t) => {
+  const server = await start(t);
+  const c = await open(t, server);
+  c.send(OP.CLOSE, Buffer.alloc(0));
+  const f = await c.nextFrame(OP.CLOSE, 2000);
+  assert.strictEqual(f.payload.length, 0);
+  await c.waitClose(3000);
+});
+
+test('invalid UTF-8 is refused at the fragment that holds it, before the message ends', async (t) => {
+  const server = await start(t);
+  const c = await open(t, server);
+  // The first fragment already holds a byte no UTF-8 text can have; the
+  // rest of the message is never sent, so only a fail-fast check answers.
+  c.send(OP.TEXT, Buffer.concat([Buffer.from('{"event":"echo","data":"'), Buffer.from([0xc3, 0x28])]), { fin: false });
+  await expectClose(c, 1007, 'invalid UTF-8 in a first fragment');
+  await servesFresh(server.port, 'fail-fast UTF-8');
+});
+
+test('a character split between fragments (and a control frame between them) is accepted', async (t) => {
+  const server = await start(t);
+  const c = await open(t, server);
+  const msg = Buffer.from(envelope('echo', 'caf\u00e9 \u{1F600} done'));
+  const at = msg.indexOf(0xf0) + 2; // inside the four bytes of the emoji
+  c.send(OP.TEXT, msg.subarray(0, at), { fin: false });
+  c.send(OP.PING, 'between');
+  c.send(OP.CONT, msg.subarray(at));
+  const f = await c.nextFrame(OP.TEXT);
+  assert.deepStrictEqual(JSON.parse(f.payload.toString()), { event: 'echo', data: 'caf\u00e9 \u{1F600} done' });
+  assert.strictEqual((await c.nextFrame(OP.PONG)).payload.toString(), 'between');
+});
+
 // ---------------------------------------------------------------- size limits
 
 test('maxPayloadSize 1024: a 2000-byte message gets CLOSE 1009', async (t) => {
