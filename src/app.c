@@ -429,43 +429,36 @@ static bool push_data(lua_State *L, const char *data, size_t len) {
   return true;
 }
 
-void sl_app_event(sl_conn *c, const char *event, const char *data, size_t len) {
-  if (reserved(c, event, data, len)) return;
-  if (!push_data(sl_vm_state(), data, len)) return sl_app_invalid(c, "invalid JSON");
-  dispatch_event(c, event, false);
-}
-
-/* sl_app_event for data already decoded onto the stack (data, len its text). */
-static void decoded_event(sl_conn *c, const char *event, const char *data, size_t len) {
+/* An event whose data is on top of the stack (decoded, or nil); data and
+ * len are its JSON text, which the reserved room events read. Both
+ * transports arrive here: WebSocket with the data decoded during the
+ * envelope walk, TCP through sl_app_event. */
+static void event_with_data(sl_conn *c, const char *event, const char *data, size_t len) {
   lua_State *L = sl_vm_state();
   int data_at = lua_gettop(L);
   if (reserved(c, event, data, len)) return lua_settop(L, data_at - 1);
   dispatch_event(c, event, false);
 }
 
-/* An ACK request with its handler and data pushed: its ctx, then the run. */
-static void run_ack(sl_conn *c, const char *name, const char *correlation_id, size_t correlation_len) {
-  sl_ctx_push_event(sl_vm_state(), c, name, false);
+/* An ACK request whose data is on top of the stack. */
+static void ack_with_data(sl_conn *c, const char *name, const char *event, const char *data, size_t len,
+                          const char *correlation_id, size_t correlation_len) {
+  lua_State *L = sl_vm_state();
+  if (!push_fn(L, c->server, "ack", name)) return event_with_data(c, event, data, len);
+  lua_insert(L, -2); /* the handler under its data */
+  sl_ctx_push_event(L, c, name, false);
   run(c, "onAck", name, 1, ack_done, correlation_id, correlation_len);
+}
+
+void sl_app_event(sl_conn *c, const char *event, const char *data, size_t len) {
+  if (!push_data(sl_vm_state(), data, len)) return sl_app_invalid(c, "invalid JSON");
+  event_with_data(c, event, data, len);
 }
 
 void sl_app_ack_request(sl_conn *c, const char *name, const char *event, const char *data, size_t len,
                         const char *correlation_id, size_t correlation_len) {
-  lua_State *L = sl_vm_state();
-  if (!push_fn(L, c->server, "ack", name)) return sl_app_event(c, event, data, len);
-  if (!push_data(L, data, len)) {
-    lua_pop(L, 1);
-    return sl_app_invalid(c, "invalid JSON");
-  }
-  run_ack(c, name, correlation_id, correlation_len);
-}
-
-/* sl_app_ack_request for data already decoded onto the stack. */
-static void decoded_ack_request(sl_conn *c, const sl_envelope *env) {
-  lua_State *L = sl_vm_state();
-  if (!push_fn(L, c->server, "ack", env->ack_name)) return decoded_event(c, env->event, env->data, env->data_len);
-  lua_insert(L, -2); /* the handler under its data */
-  run_ack(c, env->ack_name, env->correlation_id, env->correlation_id_len);
+  if (!push_data(sl_vm_state(), data, len)) return sl_app_invalid(c, "invalid JSON");
+  ack_with_data(c, name, event, data, len, correlation_id, correlation_len);
 }
 
 void sl_app_binary_event(sl_conn *c, const char *event, const char *bytes, size_t len) {
@@ -501,8 +494,10 @@ void sl_app_text(sl_conn *c, const char *text, size_t len) {
     return;
   }
   if (st != SL_ENV_OK) return sl_app_invalid(c, sl_env_status_text(st));
-  if (env.ack_name[0]) decoded_ack_request(c, &env);
-  else decoded_event(c, env.event, env.data, env.data_len);
+  if (env.ack_name[0])
+    ack_with_data(c, env.ack_name, env.event, env.data, env.data_len, env.correlation_id, env.correlation_id_len);
+  else
+    event_with_data(c, env.event, env.data, env.data_len);
 }
 
 void sl_app_binary(sl_conn *c, const char *msg, size_t len) {

@@ -30,8 +30,9 @@ void sl_app_binary(sl_conn *c, const char *msg, size_t len);
  * sl_app_received counts one message and charges its rate limit (event
  * may be NULL); dispatch it only when this returns true. */
 bool sl_app_received(sl_conn *c, const char *event);
-/* An event; data is its JSON text, or NULL when absent. Reserved names (join-room, pong, ping, ...)
- * are handled here. */
+/* An event; data is its JSON text, or NULL when absent, decoded first (so
+ * data that is not JSON is refused whatever the name). Reserved names
+ * (join-room, pong, ping, ...) are handled here. */
 void sl_app_event(sl_conn *c, const char *event, const char *data, size_t len);
 /* An ACK request; without an onAck handler for name it is an ordinary
  * event under the name event. */
