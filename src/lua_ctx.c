@@ -7,6 +7,7 @@
 #include "json.h"
 #include "lua_server.h"
 #include "server.h"
+#include "ws.h"
 
 #define CTX_MT "stelar.ctx"
 
@@ -169,9 +170,9 @@ static int sl_ctx_get_clients(lua_State *L) {
 
 static int sl_ctx_close(lua_State *L) {
   sl_ctx *ctx = check_ctx(L);
-  int code = (int)luaL_optinteger(L, 2, 1000);
+  lua_Integer code = luaL_optinteger(L, 2, 1000);
   const char *reason = luaL_optstring(L, 3, "");
-  luaL_argcheck(L, code >= 1000 && code <= 4999, 2, "close code must be within 1000-4999");
+  luaL_argcheck(L, sl_ws_close_code_valid(code), 2, "close code must be 1000-1003, 1007-1014 or 3000-4999");
   sl_conn *c = live_conn(ctx);
   if (!c) return closed(L);
   sl_conn_close(c, (uint16_t)code, reason);

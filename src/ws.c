@@ -282,9 +282,8 @@ static void message_end(sl_conn *c, ws_state *st) {
   if (c->state != SL_CONN_CLOSED) reset_message(st);
 }
 
-static bool close_code_valid(uint16_t code) {
-  return (code >= 1000 && code <= 1011 && code != 1004 && code != 1005 && code != 1006) ||
-         (code >= 3000 && code <= 4999);
+bool sl_ws_close_code_valid(long long code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
 /* The client's CLOSE: answered with its status code and reason (or an
@@ -298,7 +297,7 @@ static void close_received(sl_conn *c, ws_state *st) {
     code = (uint16_t)(st->control[0] << 8 | st->control[1]);
     reason = (const char *)st->control + 2;
     reason_len = st->control_len - 2u;
-    if (!close_code_valid(code)) return refuse(c, st, CLOSE_PROTOCOL_ERROR, NULL);
+    if (!sl_ws_close_code_valid(code)) return refuse(c, st, CLOSE_PROTOCOL_ERROR, NULL);
     if (!sl_utf8_valid(reason, reason_len)) return refuse(c, st, CLOSE_INVALID_PAYLOAD, NULL);
   }
   st->close_received = true;

@@ -23,6 +23,12 @@ sl_buf *sl_ws_frame(int opcode, const void *payload, size_t len);
 /* The same with RSV1 set: a permessage-deflate compressed message. */
 sl_buf *sl_ws_frame_rsv1(int opcode, bool rsv1, const void *payload, size_t len);
 
+/* A close code either side may put on the wire (RFC 6455 7.4 and the IANA
+ * registry): 1000-1003, 1007-1014, 3000-4999. 1004-1006 and 1015 mean
+ * "none" or "abnormal" and are never sent; the rest is unassigned. The one
+ * rule for a client's CLOSE and for ctx:close. */
+bool sl_ws_close_code_valid(long long code);
+
 /* Makes c's WebSocket inflate and deflate messages as negotiated; -1 when
  * out of memory. */
 struct sl_pmd;

@@ -96,6 +96,18 @@ test('ctx', async (t) => {
     const d = await h.client();
     d.emit('close-me', {});
     assert.strictEqual((await d.waitClose()).code, 1000);
+    const e = await h.client();
+    e.emit('close-me', { code: 1012, reason: 'restarting' }); // registered: service restart
+    assert.deepStrictEqual(await e.waitClose(), { code: 1012, reason: 'restarting' });
+  });
+
+  await t.test('ctx:close with a code no endpoint may send raises, and the client stays', async () => {
+    const c = await h.client();
+    const r = await c.ack('close-bad-codes');
+    assert.deepStrictEqual(Object.keys(r.data).sort(), ['1004', '1005', '1006', '1015', '2000', '4294968296', '5000', '999']);
+    for (const [code, err] of Object.entries(r.data)) assert.match(err, /bad argument #2 .*close code must be/, code);
+    c.emit('close-me', { code: 4001 });
+    assert.strictEqual((await c.waitClose()).code, 4001, 'still open after the refused calls');
   });
 
   await t.test('ctx:emit / emitBinary return true while the client is there', async () => {

@@ -201,6 +201,7 @@ const forbidden = [
   ['a close with code 1005 (never sent on the wire)', (c) => c.send(OP.CLOSE, Buffer.from([0x03, 0xed])), 1002],
   ['a close with code 999', (c) => c.send(OP.CLOSE, Buffer.from([0x03, 0xe7])), 1002],
   ['a close with code 2000', (c) => c.send(OP.CLOSE, Buffer.from([0x07, 0xd0])), 1002],
+  ['a close with code 1015 (never sent on the wire)', (c) => c.send(OP.CLOSE, Buffer.from([0x03, 0xf7])), 1002],
   ['a close whose reason is not UTF-8', (c) => c.send(OP.CLOSE, Buffer.from([0x03, 0xe8, 0xc3, 0x28])), 1007],
 ];
 
@@ -215,6 +216,13 @@ for (const [what, sendBad, code] of forbidden) {
     await servesFresh(server.port, what);
   });
 }
+
+test('a client CLOSE 1012 (registered: service restart) is answered with 1012', async (t) => {
+  const server = await start(t);
+  const c = await open(t, server);
+  c.send(OP.CLOSE, Buffer.from([0x03, 0xf4]));
+  await expectClose(c, 1012, 'close 1012');
+});
 
 test('a close without a payload is answered with an empty CLOSE', async (t) => {
   const server = await start(t);
