@@ -193,9 +193,9 @@ static void reset_message(ws_state *st) {
 static bool frame_allowed(const ws_state *st, const struct wslay_frame_iocb *f) {
   bool rsv1 = f->rsv & WSLAY_RSV1_BIT, control = f->opcode >= 8;
   if (!f->mask || (f->rsv & ~WSLAY_RSV1_BIT)) return false;
-  if (rsv1 && (!st->deflate || control || f->opcode == WSLAY_CONTINUATION_FRAME)) return false;
+  if (rsv1 && (!st->deflate || control || f->opcode == SL_WS_CONTINUATION)) return false;
   if (control) return f->opcode == SL_WS_CLOSE || f->opcode == SL_WS_PING || f->opcode == SL_WS_PONG;
-  if (f->opcode == WSLAY_CONTINUATION_FRAME) return st->msg_opcode != 0;
+  if (f->opcode == SL_WS_CONTINUATION) return st->msg_opcode != 0;
   return (f->opcode == SL_WS_TEXT || f->opcode == SL_WS_BINARY) && st->msg_opcode == 0;
 }
 
@@ -231,7 +231,7 @@ static bool frame_start(sl_conn *c, ws_state *st, const struct wslay_frame_iocb 
     st->control_len = 0;
     return true;
   }
-  if (f->opcode != WSLAY_CONTINUATION_FRAME) {
+  if (f->opcode != SL_WS_CONTINUATION) {
     st->msg_opcode = f->opcode;
     st->compressed = f->rsv & WSLAY_RSV1_BIT;
     st->msg_len = 0;
@@ -253,8 +253,7 @@ static void data_chunk(sl_conn *c, ws_state *st, const uint8_t *data, size_t len
     return refuse(c, st, CLOSE_INVALID_PAYLOAD, NULL);
   }
   if (len == 0) return;
-  bool first_and_last = st->frame_fin && st->msg_len == st->frame_len;
-  if (first_and_last && st->msg.len == 0 && !st->whole && len == st->frame_len) {
+  if (st->frame_fin && len == st->msg_len) { /* the whole message in one piece */
     st->whole = (const char *)data; /* valid until the next wslay_frame_recv */
     st->whole_len = len;
     return;

@@ -12,7 +12,7 @@
 #include "buf.h"
 #include "conn.h"
 
-enum { SL_WS_TEXT = 1, SL_WS_BINARY = 2, SL_WS_CLOSE = 8, SL_WS_PING = 9, SL_WS_PONG = 10 };
+enum { SL_WS_CONTINUATION = 0, SL_WS_TEXT = 1, SL_WS_BINARY = 2, SL_WS_CLOSE = 8, SL_WS_PING = 9, SL_WS_PONG = 10 };
 
 /* Switches an upgraded connection to WebSocket (its state is made when it
  * first speaks). */
