@@ -5,10 +5,12 @@
 
 #include "app.h"
 #include "log.h"
+#include "sendbatch.h"
 #include "server.h"
 #include "tls.h"
 
-#define MAX_WRITE_BUFS 64
+/* A batched send carries as many as a direct one. */
+#define MAX_WRITE_BUFS SL_SENDBATCH_MAX_BUFS
 
 void sl_msg_release(sl_msg *m) {
   for (int i = 0; i < SL_WIRES; i++) {
@@ -176,26 +178,55 @@ static void start_write(sl_conn *c) {
   }
 }
 
-/* Writes what is queued: first without waiting, then the rest in one
- * uv_write that carries up to MAX_WRITE_BUFS buffers. */
-void sl_conn_flush(sl_conn *c) {
-  if (c->writing || c->state == SL_CONN_CLOSED) return;
-  while (c->q.count) {
-    uv_buf_t bufs[MAX_WRITE_BUFS];
-    uint32_t n = outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
-    int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
-    if (r == UV_EAGAIN || r == UV_ENOSYS) break;
-    if (r < 0) {
-      sl_conn_abort(c);
-      return;
-    }
-    outq_consume(&c->q, (size_t)r);
-    if (c->q.count && c->q.head_off) break; /* the socket is full */
+/* Accounts for a write that did not wait (r: bytes, or a libuv error).
+ * Returns 1 when the socket is full, 0 when it took everything offered,
+ * -1 when the connection is gone. */
+static int took(sl_conn *c, ssize_t r) {
+  if (r == UV_EAGAIN || r == UV_ENOSYS) return 1;
+  if (r < 0) {
+    sl_conn_abort(c);
+    return -1;
   }
+  outq_consume(&c->q, (size_t)r);
+  return c->q.count && c->q.head_off;
+}
+
+/* After the writes that do not wait: the rest waits in a uv_write. */
+static void finish_flush(sl_conn *c) {
   if (c->q.count)
     start_write(c);
   else if (c->tp->on_drained)
     c->tp->on_drained(c);
+}
+
+/* Writes what is queued: first without waiting, then the rest in one
+ * uv_write that carries up to MAX_WRITE_BUFS buffers. */
+void sl_conn_flush(sl_conn *c) {
+  if (c->writing || c->state == SL_CONN_CLOSED) return;
+  int full = 0;
+  while (c->q.count && !full) {
+    uv_buf_t bufs[MAX_WRITE_BUFS];
+    uint32_t n = outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
+    full = took(c, uv_try_write((uv_stream_t *)&c->tcp, bufs, n));
+  }
+  if (full >= 0) finish_flush(c);
+}
+
+void sl_conn_flush_batched(sl_conn *c) {
+  if (c->writing || c->state == SL_CONN_CLOSED) return;
+  uv_os_fd_t fd;
+  uv_buf_t bufs[MAX_WRITE_BUFS];
+  uint32_t n = outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
+  if (n == 0 || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || !sl_sendbatch_add(fd, bufs, n, c))
+    return sl_conn_flush(c);
+  c->writing = n; /* as for a uv_write: nothing else writes, overflow keeps them */
+}
+
+void sl_conn_batch_sent(void *conn, ssize_t result) {
+  sl_conn *c = conn;
+  c->writing = 0;
+  if (c->state == SL_CONN_CLOSED) return;
+  if (took(c, result) >= 0) finish_flush(c); /* -errno is libuv's error code on Unix */
 }
 
 static void on_write(uv_write_t *req, int status) {

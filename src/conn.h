@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "buf.h"
@@ -108,7 +109,7 @@ struct sl_conn {
   char remote[48];
 
   sl_outq q;
-  uint32_t writing; /* buffers handed to the write in flight (conn.c's pooled request) */
+  uint32_t writing; /* buffers handed to the write in flight (a uv_write, or a batched send) */
   sl_conn *dirty_next;
 
   sl_conn *prev, *next; /* the server's list of connections */
@@ -140,6 +141,10 @@ void sl_conn_enqueue_wire(sl_conn *c, sl_buf *b);
 /* Plaintext that arrived: to the transport, or held while middleware decides. */
 void sl_conn_deliver(sl_conn *c, const char *p, size_t n);
 void sl_conn_flush(sl_conn *c);
+/* As sl_conn_flush, but the first send joins the turn's io_uring batch
+ * (sendbatch.h) when there is one; sl_conn_batch_sent takes its result. */
+void sl_conn_flush_batched(sl_conn *c);
+void sl_conn_batch_sent(void *conn, ssize_t result);
 /* A graceful close through the transport (close frame, then socket). */
 void sl_conn_close(sl_conn *c, uint16_t code, const char *reason);
 /* Half-closes after the queue is written and waits (bounded) for the

@@ -7,6 +7,7 @@
 #include "client_limits.h"
 #include "log.h"
 #include "lua_ctx.h"
+#include "sendbatch.h"
 #include "lua_vm.h"
 #include "tcpproto.h"
 #include "timer.h"
@@ -65,12 +66,18 @@ bool sl_server_origin_allowed(const sl_server *s, const char *origin) {
   return false;
 }
 
+/* Every connection written to this turn sends in one batch (sendbatch.h),
+ * as many batches as it takes. */
 void sl_server_flush(sl_server *s) {
   while (s->dirty) {
-    sl_conn *c = s->dirty;
-    s->dirty = c->dirty_next;
-    c->dirty = false;
-    sl_conn_flush(c);
+    while (s->dirty && !sl_sendbatch_full()) {
+      sl_conn *c = s->dirty;
+      s->dirty = c->dirty_next;
+      c->dirty = false;
+      sl_conn_flush_batched(c);
+    }
+    if (sl_sendbatch_submit(sl_conn_batch_sent) != 0)
+      sl_warn("io_uring refused sends: one system call per connection from now");
   }
 }
 
@@ -249,7 +256,21 @@ static int listen_on(sl_server *s, uv_tcp_t **out, int port, uv_connection_cb cb
   }
 }
 
+/* Said once per process: how a turn's writes leave. STELAR_IO_URING=0
+ * keeps the write per connection (where io_uring misbehaves, and to test
+ * that path). */
+static void open_send_batch(void) {
+  static bool said;
+  const char *env = getenv("STELAR_IO_URING");
+  const char *why_not = env && strcmp(env, "0") == 0 ? "turned off by STELAR_IO_URING=0" : sl_sendbatch_open();
+  if (said) return;
+  said = true;
+  if (why_not) sl_info("writes: one system call per connection (io_uring: %s)", why_not);
+  else sl_debug("writes: one io_uring submission per loop turn");
+}
+
 int sl_server_start(sl_server *s) {
+  open_send_batch();
   int r = listen_on(s, &s->listener, s->cfg.port, on_ws_connection);
   if (r < 0) return r;
   s->bound_port = r;

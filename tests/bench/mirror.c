@@ -1,6 +1,6 @@
 /* The self-test's server: a forked process that answers the handshake
  * (101, or the TCP CONNECT frame) and sends every frame straight back -
- * no JSON, no Lua, one write per connection per loop turn. A generator
+ * no JSON, no Lua, one io_uring batch of writes per loop turn. A generator
  * figure measured against it is the generator's own ceiling. */
 #define _GNU_SOURCE /* sched_setaffinity */
 #include <sched.h>
@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "../../src/sendbatch.h"
 #include "bench.h"
 #include "wire.h"
 
@@ -140,7 +141,12 @@ static void mirror_written(uv_write_t *req, int status) {
 }
 
 static void mirror_flush(mconn *m) {
-  if (m->closing || m->writing || m->out_head == m->out_len) return;
+  if (m->closing || m->writing) return;
+  if (m->out_head == m->out_len) {
+    m->out_head = m->out_len = 0;
+    if (m->close_after_write) mirror_close(m);
+    return;
+  }
   uv_buf_t buf = uv_buf_init((char *)m->out + m->out_head, (unsigned)(m->out_len - m->out_head));
   int r = uv_try_write((uv_stream_t *)&m->tcp, &buf, 1);
   if (r < 0 && r != UV_EAGAIN) return mirror_close(m);
@@ -157,15 +163,34 @@ static void mirror_flush(mconn *m) {
   if (uv_write(&m->write_req, (uv_stream_t *)&m->tcp, &buf, 1, mirror_written) < 0) mirror_close(m);
 }
 
+static void mirror_batch_sent(void *conn, ssize_t r) {
+  mconn *m = conn;
+  m->writing = false;
+  if (m->closing) return;
+  if (r < 0 && r != UV_EAGAIN) return mirror_close(m);
+  if (r > 0) m->out_head += (size_t)r;
+  mirror_flush(m); /* the rest, if any, waits in a uv_write */
+}
+
+/* Every connection's echo of the turn in one io_uring batch, as the server sends. */
+static void mirror_flush_batched(mconn *m) {
+  uv_os_fd_t fd;
+  uv_buf_t buf = uv_buf_init((char *)m->out + m->out_head, (unsigned)(m->out_len - m->out_head));
+  bool ready = !m->closing && !m->writing && m->out_head < m->out_len && uv_fileno((uv_handle_t *)&m->tcp, &fd) == 0;
+  if (ready && sl_sendbatch_add(fd, &buf, 1, m)) m->writing = true;
+  else mirror_flush(m);
+}
+
 static void mirror_check(uv_check_t *h) {
   (void)h;
-  mconn *m = dirty_head;
-  dirty_head = NULL;
-  while (m) {
-    mconn *next = m->next_dirty;
-    m->dirty = false;
-    mirror_flush(m);
-    m = next;
+  while (dirty_head) {
+    while (dirty_head && !sl_sendbatch_full()) {
+      mconn *m = dirty_head;
+      dirty_head = m->next_dirty;
+      m->dirty = false;
+      mirror_flush_batched(m);
+    }
+    sl_sendbatch_submit(mirror_batch_sent);
   }
 }
 
@@ -211,6 +236,7 @@ static void mirror_main(int report_fd) {
   ssize_t w = write(report_fd, ports, sizeof ports);
   close(report_fd);
   if (w != sizeof ports || ports[0] < 0 || ports[1] < 0) _exit(1);
+  sl_sendbatch_open(); /* without it, one write per connection */
   uv_check_init(loop, &flusher);
   uv_check_start(&flusher, mirror_check);
   uv_run(loop, UV_RUN_DEFAULT);

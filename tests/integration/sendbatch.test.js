@@ -1,0 +1,134 @@
+'use strict';
+// A loop turn's writes leave in one io_uring submission (src/sendbatch.c),
+// or one system call per connection where io_uring is off: both paths must
+// deliver every byte, in order, to each client, fall back to a waiting
+// write when a socket is full, and survive a client that vanishes.
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const { startServer, connect, fixture, sleep } = require('./harness');
+const { tcpConnect } = require('./tcpwire');
+
+const PATTERN = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY';
+const BLOB = 12 * 1024 * 1024; // more than the loopback socket buffers hold
+
+function blobText(n) {
+  return PATTERN.repeat(Math.floor(n / PATTERN.length)) + PATTERN.slice(0, n % PATTERN.length);
+}
+
+function ioUringAllowed() {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/io_uring_disabled', 'utf8').trim() === '0';
+  } catch {
+    return false; // a kernel without the switch may still have io_uring: then only the log says
+  }
+}
+
+const MODES = [
+  { name: 'batched', env: {}, log: /writes: one io_uring submission per loop turn|writes: one system call per connection \(io_uring: / },
+  { name: 'per connection', env: { STELAR_IO_URING: '0' },
+    log: /writes: one system call per connection \(io_uring: turned off by STELAR_IO_URING=0\)/ },
+];
+
+async function setup(t, mode) {
+  const server = await startServer(fixture('sendbatch_app.lua'), { env: mode.env, args: ['--log-level', 'debug'] });
+  const closers = [];
+  t.after(async () => {
+    for (const close of closers) close();
+    await server.stop();
+  });
+  const tcpPort = Number((await server.waitForLog(/listening on port (\d+) \(tcp\)/))[1]);
+  return {
+    server,
+    async ws() {
+      const c = await connect(server.port);
+      closers.push(() => c.ws.terminate());
+      return c;
+    },
+    async tcp() {
+      const c = await tcpConnect(tcpPort);
+      closers.push(() => c.sock.destroy());
+      return c;
+    },
+  };
+}
+
+// Each client sends n echoes at once; each must get its own n back, in order.
+async function pipelined(clients, n, emit, next) {
+  for (const [i, c] of clients.entries()) for (let k = 0; k < n; k++) emit(c, { who: i, k });
+  await Promise.all(clients.map(async (c, i) => {
+    for (let k = 0; k < n; k++) assert.deepStrictEqual(await next(c), { who: i, k });
+  }));
+}
+
+for (const mode of MODES) {
+  test(`writes ${mode.name}`, async (t) => {
+    await t.test('the log says how writes leave', async () => {
+      const h = await setup(t, mode);
+      const m = await h.server.waitForLog(mode.log);
+      if (mode.name === 'batched' && ioUringAllowed()) {
+        assert.match(m[0], /one io_uring submission per loop turn/, 'io_uring is allowed here, so writes are batched');
+      }
+    });
+
+    await t.test('20 WebSocket clients with 100 echoes each in flight (more buffers than one send carries) get theirs, in order', async () => {
+      const h = await setup(t, mode);
+      const clients = await Promise.all(Array.from({ length: 20 }, () => h.ws()));
+      await pipelined(clients, 100, (c, d) => c.emit('echo', d), async (c) => (await c.next('echo')).data);
+    });
+
+    await t.test('WebSocket and TCP clients written in the same turns each get their own', async () => {
+      const h = await setup(t, mode);
+      const clients = [];
+      for (let i = 0; i < 10; i++) clients.push(await h.ws(), await h.tcp());
+      await pipelined(clients, 10, (c, d) => c.emit('echo', d),
+        async (c) => (c.ws ? (await c.next('echo')).data : (await c.next('echo')).json()));
+    });
+
+    await t.test('a room of 30 gets all 40 shouts, in order', async () => {
+      const h = await setup(t, mode);
+      const receivers = await Promise.all(Array.from({ length: 30 }, () => h.ws()));
+      for (const r of receivers) {
+        r.emit('join', null);
+        await r.next('joined');
+      }
+      const sender = await h.ws();
+      for (let k = 0; k < 40; k++) sender.emit('shout', k);
+      await Promise.all(receivers.map(async (r) => {
+        for (let k = 0; k < 40; k++) assert.strictEqual((await r.next('shout')).data, k);
+      }));
+    });
+
+    await t.test('a reply larger than the socket takes arrives whole to a client that stopped reading a while; others are served meanwhile', async () => {
+      const h = await setup(t, mode);
+      const slow = await h.ws();
+      const other = await h.ws();
+      slow.ws._socket.pause();
+      slow.emit('blob', BLOB);
+      await sleep(200); // the server has sent what fits and waits for the rest
+      other.emit('echo', 'meanwhile');
+      assert.strictEqual((await other.next('echo')).data, 'meanwhile');
+      slow.ws._socket.resume();
+      const reply = await slow.next('blob', 10000);
+      assert.strictEqual(reply.data.length, BLOB);
+      assert.ok(reply.data === blobText(BLOB), 'the blob arrived byte for byte');
+      slow.emit('echo', 'after');
+      assert.strictEqual((await slow.next('echo')).data, 'after');
+    });
+
+    await t.test('a client reset while its large reply is being written does not stop the others', async () => {
+      const h = await setup(t, mode);
+      const gone = await h.ws();
+      const stays = await h.ws();
+      gone.ws._socket.pause();
+      gone.emit('blob', BLOB);
+      await sleep(100);
+      gone.ws._socket.resetAndDestroy();
+      await pipelined([stays], 20, (c, d) => c.emit('echo', d), async (c) => (await c.next('echo')).data);
+      const again = await h.ws();
+      again.emit('echo', 'new');
+      assert.strictEqual((await again.next('echo')).data, 'new');
+      assert.strictEqual(h.server.proc.exitCode, null, 'the server is still running');
+    });
+  });
+}
