@@ -11,6 +11,7 @@
 #include "jsontext.h"
 #include "client_limits.h"
 #include "log.h"
+#include "reads.h"
 #include "lua_cluster.h"
 #include "lua_ctx.h"
 #include "lua_server.h"
@@ -239,7 +240,7 @@ static void middleware_done(sl_task *t, lua_State *co, int nres, const char *err
   if (!c) return;
   if (c->state == SL_CONN_PENDING && !err && nres >= 1 && lua_toboolean(co, -1)) return accept_client(c);
   sl_conn_close(c, 1008, err ? "Rejected: middleware error" : "Rejected"); /* unless rejected already */
-  sl_server_resume_reading(c); /* reads were paused: see the client's close reply or EOF */
+  sl_reads_start(c); /* reads were paused: see the client's close reply or EOF */
 }
 
 static void accept_client(sl_conn *c) {
@@ -258,7 +259,7 @@ static void accept_client(sl_conn *c) {
     c->tp->on_read(c, held.data, held.len);
     sl_sbuf_free(&held);
   }
-  if (c->state == SL_CONN_OPEN) sl_server_resume_reading(c);
+  if (c->state == SL_CONN_OPEN) sl_reads_start(c);
 }
 
 /* With trustProxy, the first X-Forwarded-For address stands for the peer. */

@@ -5,12 +5,13 @@
 
 #include "app.h"
 #include "log.h"
-#include "sendbatch.h"
+#include "iobatch.h"
+#include "reads.h"
 #include "server.h"
 #include "tls.h"
 
 /* A batched send carries as many as a direct one. */
-#define MAX_WRITE_BUFS SL_SENDBATCH_MAX_BUFS
+#define MAX_WRITE_BUFS SL_IOBATCH_MAX_BUFS
 
 void sl_msg_release(sl_msg *m) {
   for (int i = 0; i < SL_WIRES; i++) {
@@ -24,6 +25,7 @@ sl_conn *sl_conn_new(sl_server *s) {
   if (!c) return NULL;
   c->server = s;
   c->meta_ref = c->req_ref = c->ctx_ref = -2; /* LUA_NOREF */
+  c->read_pending = -1;
   c->tcp.data = c;
   return c;
 }
@@ -217,7 +219,7 @@ void sl_conn_flush_batched(sl_conn *c) {
   uv_os_fd_t fd;
   uv_buf_t bufs[MAX_WRITE_BUFS];
   uint32_t n = outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
-  if (n == 0 || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || !sl_sendbatch_add(fd, bufs, n, c))
+  if (n == 0 || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || sl_iobatch_send(fd, bufs, n, sl_conn_batch_sent, c) < 0)
     return sl_conn_flush(c);
   c->writing = n; /* as for a uv_write: nothing else writes, overflow keeps them */
 }
@@ -264,6 +266,7 @@ static void on_closed(uv_handle_t *h) {
 void sl_conn_abort(sl_conn *c) {
   if (c->state == SL_CONN_CLOSED) return;
   c->state = SL_CONN_CLOSED;
+  sl_reads_forget(c); /* uv_close closes the socket at once */
   uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 

@@ -110,6 +110,7 @@ struct sl_conn {
 
   sl_outq q;
   uint32_t writing; /* buffers handed to the write in flight (a uv_write, or a batched send) */
+  int16_t read_pending; /* its read's place in the turn's batch (reads.c), or -1 */
   sl_conn *dirty_next;
 
   sl_conn *prev, *next; /* the server's list of connections */
@@ -142,7 +143,7 @@ void sl_conn_enqueue_wire(sl_conn *c, sl_buf *b);
 void sl_conn_deliver(sl_conn *c, const char *p, size_t n);
 void sl_conn_flush(sl_conn *c);
 /* As sl_conn_flush, but the first send joins the turn's io_uring batch
- * (sendbatch.h) when there is one; sl_conn_batch_sent takes its result. */
+ * (iobatch.h) when there is one; sl_conn_batch_sent takes its result. */
 void sl_conn_flush_batched(sl_conn *c);
 void sl_conn_batch_sent(void *conn, ssize_t result);
 /* A graceful close through the transport (close frame, then socket). */

@@ -7,8 +7,9 @@
 #include "client_limits.h"
 #include "log.h"
 #include "lua_ctx.h"
-#include "sendbatch.h"
+#include "iobatch.h"
 #include "lua_vm.h"
+#include "reads.h"
 #include "tcpproto.h"
 #include "timer.h"
 #include "tls.h"
@@ -16,7 +17,6 @@
 #define TICK_MS 100
 #define IDLE_MS 1000 /* a connection quiet this long gives back its parser state */
 #define MAX_PORT_TRIES 20
-#define READ_BUF_SIZE 65536
 
 uint64_t sl_now_ms(void) { return uv_hrtime() / 1000000; }
 
@@ -66,23 +66,33 @@ bool sl_server_origin_allowed(const sl_server *s, const char *origin) {
   return false;
 }
 
-/* Every connection written to this turn sends in one batch (sendbatch.h),
+void sl_server_submit_batch(void) {
+  if (sl_iobatch_submit() == 0) return;
+  sl_warn("io_uring refused operations: one system call per read and write from now");
+  sl_reads_batch(false);
+}
+
+/* Every connection written to this turn sends in one batch (iobatch.h),
  * as many batches as it takes. */
 void sl_server_flush(sl_server *s) {
   while (s->dirty) {
-    while (s->dirty && !sl_sendbatch_full()) {
+    while (s->dirty && !sl_iobatch_full()) {
       sl_conn *c = s->dirty;
       s->dirty = c->dirty_next;
       c->dirty = false;
       sl_conn_flush_batched(c);
     }
-    if (sl_sendbatch_submit(sl_conn_batch_sent) != 0)
-      sl_warn("io_uring refused sends: one system call per connection from now");
+    sl_server_submit_batch();
   }
 }
 
 static void on_prepare(uv_prepare_t *h) { sl_server_flush(h->data); }
-static void on_check(uv_check_t *h) { sl_server_flush(h->data); }
+
+/* After the poll: the turn's reads, what they set off, then the writes. */
+static void on_check(uv_check_t *h) {
+  sl_reads_run();
+  sl_server_flush(h->data);
+}
 
 /* A quiet client gives back what can be made again on its next message:
  * its reusable ctx (a waiting handler keeps its own) and parser state. */
@@ -124,31 +134,6 @@ sl_server *sl_server_new(uv_loop_t *loop) {
   sl_config_defaults(&s->cfg);
   s->handlers_ref = s->self_ref = s->staged_ref = s->staged_opts_ref = -2; /* LUA_NOREF */
   return s;
-}
-
-static char read_buf[READ_BUF_SIZE];
-
-/* Every read is processed before the next one starts, so one buffer serves
- * every connection. */
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  (void)h, (void)hint;
-  *buf = uv_buf_init(read_buf, sizeof read_buf);
-}
-
-static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
-  sl_conn *c = stream->data;
-  if (n < 0) {
-    sl_conn_abort(c);
-    return;
-  }
-  if (n == 0 || c->state == SL_CONN_CLOSED) return;
-  c->last_seen = sl_now_ms();
-  if (c->tls) sl_tls_read(c, buf->base, (size_t)n);
-  else sl_conn_deliver(c, buf->base, (size_t)n);
-}
-
-int sl_server_resume_reading(sl_conn *c) {
-  return uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
 static void peer_name(sl_conn *c) {
@@ -193,7 +178,7 @@ static void on_ws_connection(uv_stream_t *listener, int status) {
   if (!c) return;
   if (c->server->tls) sl_tls_attach(c, c->server->tls, sl_http_attach);
   else sl_http_attach(c);
-  if (c->state != SL_CONN_CLOSED && sl_server_resume_reading(c) != 0) sl_conn_abort(c);
+  if (c->state != SL_CONN_CLOSED && sl_reads_start(c) != 0) sl_conn_abort(c);
 }
 
 static void on_tcp_connection(uv_stream_t *listener, int status) {
@@ -202,7 +187,7 @@ static void on_tcp_connection(uv_stream_t *listener, int status) {
   if (c->server->tls) sl_tls_attach(c, c->server->tls, start_tcp_protocol);
   else sl_tcp_attach(c);
   /* A client whose middleware still decides is read once it is accepted. */
-  if (c->state != SL_CONN_PENDING && c->state != SL_CONN_CLOSED) sl_server_resume_reading(c);
+  if (c->state != SL_CONN_PENDING && c->state != SL_CONN_CLOSED) sl_reads_start(c);
 }
 
 void sl_server_forget(sl_server *s, sl_conn *c) {
@@ -256,17 +241,18 @@ static int listen_on(sl_server *s, uv_tcp_t **out, int port, uv_connection_cb cb
   }
 }
 
-/* Said once per process: how a turn's writes leave. STELAR_IO_URING=0
- * keeps the write per connection (where io_uring misbehaves, and to test
- * that path). */
+/* Said once per process: how a turn's reads and writes happen.
+ * STELAR_IO_URING=0 keeps a system call per connection (where io_uring
+ * misbehaves, and to test that path). */
 static void open_send_batch(void) {
   static bool said;
   const char *env = getenv("STELAR_IO_URING");
-  const char *why_not = env && strcmp(env, "0") == 0 ? "turned off by STELAR_IO_URING=0" : sl_sendbatch_open();
+  const char *why_not = env && strcmp(env, "0") == 0 ? "turned off by STELAR_IO_URING=0" : sl_iobatch_open();
+  sl_reads_batch(why_not == NULL);
   if (said) return;
   said = true;
-  if (why_not) sl_info("writes: one system call per connection (io_uring: %s)", why_not);
-  else sl_debug("writes: one io_uring submission per loop turn");
+  if (why_not) sl_info("reads and writes: one system call per connection (io_uring: %s)", why_not);
+  else sl_debug("reads and writes: one io_uring submission each per loop turn");
 }
 
 int sl_server_start(sl_server *s) {

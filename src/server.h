@@ -103,8 +103,9 @@ void sl_server_conn_freed(sl_server *s);
 /* Unlinks a connection being freed (conn.c's close callback). */
 void sl_server_forget(sl_server *s, sl_conn *c);
 void sl_server_flush(sl_server *s);
+/* Runs the turn's io_uring batch (iobatch.h); says so if io_uring gave up. */
+void sl_server_submit_batch(void);
 /* Starts (or restarts) reading a connection's socket. */
-int sl_server_resume_reading(sl_conn *c);
 bool sl_server_origin_allowed(const sl_server *s, const char *origin);
 
 uint64_t sl_now_ms(void);

@@ -77,6 +77,7 @@ struct bconn {
   uint64_t next_id;   /* ACK correlation ids */
   uint64_t started_ns;
   uint64_t attempt; /* connection attempts made from this slot */
+  int read_ticket;  /* its read in the turn's io_uring batch, or -1 */
 };
 
 /* What a workload does at each point of a connection's life. */

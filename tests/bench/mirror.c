@@ -1,17 +1,19 @@
 /* The self-test's server: a forked process that answers the handshake
  * (101, or the TCP CONNECT frame) and sends every frame straight back -
- * no JSON, no Lua, one io_uring batch of writes per loop turn. A generator
+ * no JSON, no Lua, one io_uring batch of reads and one of writes per turn. A generator
  * figure measured against it is the generator's own ceiling. */
 #define _GNU_SOURCE /* sched_setaffinity */
+#include <errno.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-#include "../../src/sendbatch.h"
+#include "../../src/iobatch.h"
 #include "bench.h"
 #include "wire.h"
 
@@ -27,6 +29,7 @@ typedef struct mconn {
   struct mconn *next_dirty;
   uint8_t in[MIRROR_BUF], out[MIRROR_BUF];
   size_t in_len, out_head, out_len, write_end;
+  int read_ticket; /* its read in the turn's io_uring batch, or -1 */
 } mconn;
 
 static uv_loop_t mirror_loop, *loop = &mirror_loop;
@@ -39,6 +42,8 @@ static void mirror_closed(uv_handle_t *h) { free(h->data); }
 static void mirror_close(mconn *m) {
   if (m->closing) return;
   m->closing = true;
+  sl_iobatch_cancel(m->read_ticket); /* uv_close closes the socket at once */
+  m->read_ticket = -1;
   uv_close((uv_handle_t *)&m->tcp, mirror_closed);
 }
 
@@ -116,18 +121,38 @@ static void mirror_input(mconn *m) {
   m->in_len -= pos;
 }
 
+static void mirror_got(mconn *m, ssize_t n) {
+  if (n <= 0) return mirror_close(m); /* a hang-up, or a frame bigger than the buffer */
+  m->in_len += (size_t)n;
+  mirror_input(m);
+}
+
+static void mirror_batch_read(void *conn, ssize_t n) {
+  mconn *m = conn;
+  m->read_ticket = -1;
+  if (!m->closing && n != -EAGAIN) mirror_got(m, n);
+}
+
+/* An empty buffer makes libuv leave the read to the turn's batch (as the server's). */
 static void mirror_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   mconn *m = h->data;
-  *buf = uv_buf_init((char *)m->in + m->in_len, (unsigned)(MIRROR_BUF - m->in_len));
+  bool batch = m->read_ticket >= 0 || (m->in_len < MIRROR_BUF && !sl_iobatch_full());
+  *buf = batch ? uv_buf_init(NULL, 0) : uv_buf_init((char *)m->in + m->in_len, (unsigned)(MIRROR_BUF - m->in_len));
 }
 
 static void mirror_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   mconn *m = s->data;
-  if (nread < 0) return mirror_close(m); /* a hang-up, or a frame bigger than the buffer */
-  m->in_len += (size_t)nread;
-  mirror_input(m);
+  uv_os_fd_t fd;
+  if (nread == UV_ENOBUFS && m->in_len < MIRROR_BUF && uv_fileno((uv_handle_t *)&m->tcp, &fd) == 0) {
+    if (m->read_ticket >= 0) return; /* already in the batch */
+    m->read_ticket = sl_iobatch_read(fd, m->in + m->in_len, MIRROR_BUF - m->in_len, mirror_batch_read, m);
+    if (m->read_ticket >= 0) return;
+    nread = recv(fd, m->in + m->in_len, MIRROR_BUF - m->in_len, MSG_DONTWAIT);
+    if (nread < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  }
+  if (nread != 0) mirror_got(m, nread);
 }
 
 static void mirror_written(uv_write_t *req, int status) {
@@ -177,20 +202,21 @@ static void mirror_flush_batched(mconn *m) {
   uv_os_fd_t fd;
   uv_buf_t buf = uv_buf_init((char *)m->out + m->out_head, (unsigned)(m->out_len - m->out_head));
   bool ready = !m->closing && !m->writing && m->out_head < m->out_len && uv_fileno((uv_handle_t *)&m->tcp, &fd) == 0;
-  if (ready && sl_sendbatch_add(fd, &buf, 1, m)) m->writing = true;
+  if (ready && sl_iobatch_send(fd, &buf, 1, mirror_batch_sent, m) >= 0) m->writing = true;
   else mirror_flush(m);
 }
 
 static void mirror_check(uv_check_t *h) {
   (void)h;
+  sl_iobatch_submit(); /* the turn's reads, which queue their echoes */
   while (dirty_head) {
-    while (dirty_head && !sl_sendbatch_full()) {
+    while (dirty_head && !sl_iobatch_full()) {
       mconn *m = dirty_head;
       dirty_head = m->next_dirty;
       m->dirty = false;
       mirror_flush_batched(m);
     }
-    sl_sendbatch_submit(mirror_batch_sent);
+    sl_iobatch_submit();
   }
 }
 
@@ -198,6 +224,7 @@ static void mirror_accept(uv_stream_t *listener, int status) {
   if (status < 0) return;
   mconn *m = calloc(1, sizeof *m);
   if (!m) return;
+  m->read_ticket = -1;
   uv_tcp_init(loop, &m->tcp);
   m->tcp.data = m;
   if (uv_accept(listener, (uv_stream_t *)&m->tcp) != 0) return mirror_close(m);
@@ -236,7 +263,7 @@ static void mirror_main(int report_fd) {
   ssize_t w = write(report_fd, ports, sizeof ports);
   close(report_fd);
   if (w != sizeof ports || ports[0] < 0 || ports[1] < 0) _exit(1);
-  sl_sendbatch_open(); /* without it, one write per connection */
+  sl_iobatch_open(); /* without it, one write per connection */
   uv_check_init(loop, &flusher);
   uv_check_start(&flusher, mirror_check);
   uv_run(loop, UV_RUN_DEFAULT);

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../../src/sendbatch.h"
+#include "../../src/iobatch.h"
 #include "bench.h"
 #include "wire.h"
 
@@ -49,6 +49,7 @@ void conn_init(bench *b, bconn *c, int index, int role, size_t in_cap, size_t ou
   c->target = &b->target;
   c->in_cap = in_cap;
   c->out_cap = out_cap;
+  c->read_ticket = -1;
   c->in = malloc(in_cap);
   c->out = malloc(out_cap);
   if (!c->in || !c->out) {
@@ -160,7 +161,7 @@ static void flush(bconn *c) {
   }
 }
 
-/* A batched send's result (sendbatch.h): as uv_try_write's, then the rest waits. */
+/* A batched send's result (iobatch.h): as uv_try_write's, then the rest waits. */
 static void batch_sent(void *conn, ssize_t r) {
   bconn *c = conn;
   c->writing = false;
@@ -182,27 +183,29 @@ static void flush_batched(bconn *c) {
   bool ready = !c->writing && !c->closing && c->out_head < c->out_len && c->state != CONN_IDLE &&
                c->state != CONN_CONNECTING && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0;
   uv_buf_t buf = uv_buf_init((char *)c->out + c->out_head, (unsigned)(c->out_len - c->out_head));
-  if (ready && sl_sendbatch_add(fd, &buf, 1, c)) c->writing = true;
+  if (ready && sl_iobatch_send(fd, &buf, 1, batch_sent, c) >= 0) c->writing = true;
   else flush(c);
 }
 
-/* Runs after every poll: what this turn's reads queued leaves now, every
- * connection's bytes in one system call (as the server does). */
+/* Runs after every poll: this turn's reads, then what they queued, every
+ * connection's bytes in one system call each (as the server does). */
 static void on_check(uv_check_t *h) {
   bench *b = h->data;
+  b->now_ns = uv_hrtime();
+  sl_iobatch_submit(); /* the turn's reads, which queue what answers them */
   while (b->dirty_head) {
-    while (b->dirty_head && !sl_sendbatch_full()) {
+    while (b->dirty_head && !sl_iobatch_full()) {
       bconn *c = b->dirty_head;
       b->dirty_head = c->next_dirty;
       c->dirty = false;
       flush_batched(c);
     }
-    sl_sendbatch_submit(batch_sent);
+    sl_iobatch_submit();
   }
 }
 
 void net_start(bench *b) {
-  const char *why_not = sl_sendbatch_open();
+  const char *why_not = sl_iobatch_open();
   if (why_not) fprintf(stderr, "stelar-bench: one write per connection (io_uring: %s)\n", why_not);
   uv_check_init(b->loop, &b->flusher);
   b->flusher.data = b;
@@ -222,6 +225,8 @@ static void on_closed(uv_handle_t *h) {
 void conn_close(bconn *c) {
   if (c->closing || c->state == CONN_IDLE) return;
   c->closing = true;
+  sl_iobatch_cancel(c->read_ticket); /* uv_close closes the socket at once */
+  c->read_ticket = -1;
   uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -343,23 +348,6 @@ static void process_input(bconn *c) {
   c->in_len -= pos;
 }
 
-/* Reads land straight in the connection's buffer; it grows only for a
- * frame bigger than the whole buffer, which the bench's own never are. */
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  (void)hint;
-  bconn *c = h->data;
-  if (c->in_len == c->in_cap) {
-    size_t cap = c->in_cap * 2;
-    uint8_t *in = cap <= MAX_INBOUND_FRAME ? realloc(c->in, cap) : NULL;
-    if (!in) {
-      *buf = uv_buf_init(NULL, 0);
-      return;
-    }
-    c->in = in, c->in_cap = cap;
-  }
-  *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
-}
-
 static void hung_up(bconn *c, ssize_t why) {
   if (c->state != CONN_CLOSING && bench_running(c->b))
     bench_error(c->b, "connection %d: %s by the server", c->index,
@@ -367,14 +355,60 @@ static void hung_up(bconn *c, ssize_t why) {
   conn_close(c);
 }
 
+/* Bytes read into c->in (n > 0), its end (0) or a failure (libuv's code). */
+static void got(bconn *c, ssize_t n) {
+  if (n < 0 || n == 0) return hung_up(c, n == 0 ? UV_EOF : n);
+  c->in_len += (size_t)n;
+  process_input(c);
+}
+
+static void batch_read_done(void *conn, ssize_t n) {
+  bconn *c = conn;
+  c->read_ticket = -1;
+  if (c->closing || n == -EAGAIN) return;
+  got(c, n);
+}
+
+/* Readable, and libuv left the read to us: into the turn's batch, or now. */
+static void read_now(bconn *c) {
+  uv_os_fd_t fd;
+  if (c->read_ticket >= 0 || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return; /* already in the batch */
+  uint8_t *dst = c->in + c->in_len;
+  size_t room = c->in_cap - c->in_len;
+  if ((c->read_ticket = sl_iobatch_read(fd, dst, room, batch_read_done, c)) >= 0) return;
+  ssize_t n = recv(fd, dst, room, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  c->b->now_ns = uv_hrtime();
+  got(c, n < 0 ? -errno : n);
+}
+
+/* Reads land straight in the connection's buffer; it grows only for a
+ * frame bigger than the whole buffer, which the bench's own never are.
+ * An empty buffer makes libuv skip its read (UV_ENOBUFS): the turn's
+ * batch reads it (iobatch.h), as the server does. */
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  bconn *c = h->data;
+  if (c->in_len == c->in_cap) {
+    size_t cap = c->in_cap * 2;
+    uint8_t *in = cap <= MAX_INBOUND_FRAME && c->read_ticket < 0 ? realloc(c->in, cap) : NULL;
+    if (!in) {
+      *buf = uv_buf_init(NULL, 0);
+      return;
+    }
+    c->in = in, c->in_cap = cap;
+  }
+  if (c->read_ticket >= 0 || !sl_iobatch_full()) *buf = uv_buf_init(NULL, 0);
+  else *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   bconn *c = s->data;
   if (nread == 0 || c->closing) return;
-  if (nread < 0) return hung_up(c, nread);
+  if (nread == UV_ENOBUFS && c->in_len < c->in_cap) return read_now(c);
   c->b->now_ns = uv_hrtime();
-  c->in_len += (size_t)nread;
-  process_input(c);
+  got(c, nread); /* UV_ENOBUFS here: a frame larger than we take */
 }
 
 /* ---- connecting ---- */
@@ -428,6 +462,7 @@ void conn_start(bconn *c) {
   c->in_len = c->out_head = c->out_len = 0;
   c->in_flight = 0;
   c->next_id = 0;
+  c->read_ticket = -1;
   c->started_ns = uv_hrtime();
   c->attempt++;
   int r = uv_tcp_init_ex(b->loop, &c->tcp, AF_INET);

@@ -1,8 +1,10 @@
 'use strict';
-// A loop turn's writes leave in one io_uring submission (src/sendbatch.c),
-// or one system call per connection where io_uring is off: both paths must
-// deliver every byte, in order, to each client, fall back to a waiting
-// write when a socket is full, and survive a client that vanishes.
+// A loop turn's reads, then its writes, each in one io_uring submission
+// (src/iobatch.c, src/reads.c), or one system call per connection where
+// io_uring is off: both paths must take and deliver every byte, in order,
+// for each client, read on when a message is larger than one read, read
+// directly when more sockets are ready than the batch holds, fall back to
+// a waiting write when a socket is full, and let go of clients that leave.
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
@@ -25,13 +27,13 @@ function ioUringAllowed() {
 }
 
 const MODES = [
-  { name: 'batched', env: {}, log: /writes: one io_uring submission per loop turn|writes: one system call per connection \(io_uring: / },
+  { name: 'batched', env: {}, log: /reads and writes: one io_uring submission each per loop turn|reads and writes: one system call per connection \(io_uring: / },
   { name: 'per connection', env: { STELAR_IO_URING: '0' },
-    log: /writes: one system call per connection \(io_uring: turned off by STELAR_IO_URING=0\)/ },
+    log: /reads and writes: one system call per connection \(io_uring: turned off by STELAR_IO_URING=0\)/ },
 ];
 
 async function setup(t, mode) {
-  const server = await startServer(fixture('sendbatch_app.lua'), { env: mode.env, args: ['--log-level', 'debug'] });
+  const server = await startServer(fixture('iobatch_app.lua'), { env: mode.env, args: ['--log-level', 'debug'] });
   const closers = [];
   t.after(async () => {
     for (const close of closers) close();
@@ -62,13 +64,47 @@ async function pipelined(clients, n, emit, next) {
 }
 
 for (const mode of MODES) {
-  test(`writes ${mode.name}`, async (t) => {
-    await t.test('the log says how writes leave', async () => {
+  test(`reads and writes ${mode.name}`, async (t) => {
+    await t.test('the log says how reads and writes happen', async () => {
       const h = await setup(t, mode);
       const m = await h.server.waitForLog(mode.log);
       if (mode.name === 'batched' && ioUringAllowed()) {
-        assert.match(m[0], /one io_uring submission per loop turn/, 'io_uring is allowed here, so writes are batched');
+        assert.match(m[0], /one io_uring submission each per loop turn/, 'io_uring is allowed here, so I/O is batched');
       }
+    });
+
+    await t.test('a 1 MiB message, many reads long, arrives whole and is echoed whole', async () => {
+      const h = await setup(t, mode);
+      const c = await h.ws();
+      const big = blobText(1 << 20);
+      c.emit('echo', big);
+      const reply = await c.next('echo', 10000);
+      assert.ok(reply.data === big, `the echo came back byte for byte (${reply.data.length} chars)`);
+      const tcp = await h.tcp();
+      tcp.emit('echo', big);
+      assert.ok((await tcp.next('echo', 10000)).json() === big, 'the same over TCP');
+    });
+
+    await t.test('300 clients sending at once (more ready sockets than one batch reads) are all answered', async () => {
+      const h = await setup(t, mode);
+      const clients = await Promise.all(Array.from({ length: 300 }, () => h.ws()));
+      await pipelined(clients, 3, (c, d) => c.emit('echo', d), async (c) => (await c.next('echo', 5000)).data);
+    });
+
+    await t.test('clients that hang up or reset are let go; the rest are served', async () => {
+      const h = await setup(t, mode);
+      const watcher = await h.ws();
+      const leavers = await Promise.all(Array.from({ length: 20 }, () => h.ws()));
+      leavers.forEach((c, i) => (i % 2 ? c.ws._socket.end() : c.ws._socket.resetAndDestroy()));
+      let active;
+      for (let i = 0; i < 100; i++) {
+        watcher.emit('stats', null);
+        active = (await watcher.next('stats')).data.activeConnections;
+        if (active === 1) break;
+        await sleep(20);
+      }
+      assert.strictEqual(active, 1, 'only the watcher is left');
+      await pipelined([watcher], 10, (c, d) => c.emit('echo', d), async (c) => (await c.next('echo')).data);
     });
 
     await t.test('20 WebSocket clients with 100 echoes each in flight (more buffers than one send carries) get theirs, in order', async () => {

@@ -1,0 +1,100 @@
+#include "reads.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "iobatch.h"
+#include "server.h"
+#include "tls.h"
+
+#define DIRECT_READ_SIZE 65536
+/* Per batched read: messages under load are small, and a socket with more
+ * left stays readable for the next turn. 256 x 16 KiB of address space;
+ * only the pages reads reach become resident. */
+#define BATCH_READS 256
+#define BATCH_READ_SIZE 16384
+
+typedef struct {
+  sl_conn *conn; /* NULL once its connection closed */
+  int ticket;
+} pending_read;
+
+static bool batching;
+static unsigned n_pending; /* reads in this turn's batch */
+static pending_read pending[BATCH_READS];
+static char batch_bufs[BATCH_READS][BATCH_READ_SIZE];
+/* A direct read is handed on before the next one: one buffer serves all. */
+static char direct_buf[DIRECT_READ_SIZE];
+
+void sl_reads_batch(bool on) { batching = on; }
+
+/* Bytes from c's socket (n > 0), its end (0) or a failure (libuv's code). */
+static void arrived(sl_conn *c, const char *p, ssize_t n) {
+  if (n < 0 || n == 0) {
+    sl_conn_abort(c); /* an error, or the peer's EOF */
+    return;
+  }
+  if (c->state == SL_CONN_CLOSED) return;
+  c->last_seen = sl_now_ms();
+  if (c->tls) sl_tls_read(c, p, (size_t)n);
+  else sl_conn_deliver(c, p, (size_t)n);
+}
+
+static void batch_read_done(void *owner, ssize_t n) {
+  pending_read *r = owner;
+  sl_conn *c = r->conn;
+  r->conn = NULL;
+  if (!c) return;
+  c->read_pending = -1;
+  if (n == -EAGAIN) return; /* nothing after all; libuv will say when */
+  arrived(c, batch_bufs[r - pending], n);
+}
+
+/* Readable, and libuv left the read to us (see on_alloc). */
+static void read_now(sl_conn *c) {
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return sl_conn_abort(c);
+  if (n_pending < BATCH_READS && c->read_pending < 0) {
+    pending_read *r = &pending[n_pending];
+    r->conn = c;
+    r->ticket = sl_iobatch_read(fd, batch_bufs[n_pending], BATCH_READ_SIZE, batch_read_done, r);
+    if (r->ticket >= 0) {
+      c->read_pending = (int16_t)n_pending++;
+      return;
+    }
+    r->conn = NULL;
+  }
+  ssize_t n = recv(fd, direct_buf, sizeof direct_buf, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  arrived(c, direct_buf, n < 0 ? -errno : n);
+}
+
+/* An empty buffer makes libuv skip its own read and report UV_ENOBUFS. */
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  sl_conn *c = h->data;
+  bool batch = batching && n_pending < BATCH_READS && c->read_pending < 0 && !sl_iobatch_full();
+  *buf = batch ? uv_buf_init(NULL, 0) : uv_buf_init(direct_buf, sizeof direct_buf);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
+  sl_conn *c = stream->data;
+  if (n == UV_ENOBUFS) return read_now(c);
+  if (n != 0) arrived(c, buf->base, n); /* 0: nothing this time (EAGAIN) */
+}
+
+int sl_reads_start(sl_conn *c) { return uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read); }
+
+void sl_reads_forget(sl_conn *c) {
+  if (c->read_pending < 0) return;
+  pending_read *r = &pending[c->read_pending];
+  sl_iobatch_cancel(r->ticket);
+  r->conn = NULL;
+  c->read_pending = -1;
+}
+
+void sl_reads_run(void) {
+  if (!n_pending) return;
+  sl_server_submit_batch();
+  n_pending = 0;
+}
