@@ -1,6 +1,7 @@
 #include "reads.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include "iobatch.h"
@@ -13,6 +14,7 @@
  * only the pages reads reach become resident. */
 #define BATCH_READS 256
 #define BATCH_READ_SIZE 16384
+#define QUIET_MS 500 /* no batched read this long: the buffers' pages go back */
 
 typedef struct {
   sl_conn *conn; /* NULL once its connection closed */
@@ -22,7 +24,9 @@ typedef struct {
 static bool batching;
 static unsigned n_pending; /* reads in this turn's batch */
 static pending_read pending[BATCH_READS];
-static char batch_bufs[BATCH_READS][BATCH_READ_SIZE];
+static char batch_bufs[BATCH_READS][BATCH_READ_SIZE] __attribute__((aligned(4096)));
+static bool bufs_touched;   /* since their pages last went back */
+static uint64_t last_batch; /* ms */
 /* A direct read is handed on before the next one: one buffer serves all. */
 static char direct_buf[DIRECT_READ_SIZE];
 
@@ -95,6 +99,14 @@ void sl_reads_forget(sl_conn *c) {
 
 void sl_reads_run(void) {
   if (!n_pending) return;
+  bufs_touched = true;
+  last_batch = sl_now_ms();
   sl_server_submit_batch();
   n_pending = 0;
+}
+
+void sl_reads_tick(uint64_t now) {
+  if (!bufs_touched || now - last_batch < QUIET_MS) return;
+  madvise(batch_bufs, sizeof batch_bufs, MADV_DONTNEED); /* zero pages again, until touched */
+  bufs_touched = false;
 }

@@ -105,6 +105,7 @@ static void idle(sl_conn *c) {
 static void on_tick(uv_timer_t *t) {
   sl_server *s = t->data;
   uint64_t now = sl_now_ms();
+  sl_reads_tick(now);
   bool ping = s->cfg.heartbeat_interval && now >= s->next_ping;
   if (ping) { /* keep the rhythm: a late tick does not push every later ping */
     s->next_ping += s->cfg.heartbeat_interval;

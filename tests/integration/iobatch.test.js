@@ -55,6 +55,28 @@ async function setup(t, mode) {
   };
 }
 
+// Resident KiB of the server binary's zero-initialised data (its .bss, an
+// anonymous mapping right after the binary's own), where the batch's read
+// buffers live.
+function bssRssKib(pid) {
+  const lines = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n');
+  let afterBinary = false;
+  for (let i = 0; i < lines.length; i++) {
+    const head = lines[i].match(/^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/);
+    if (!head) continue;
+    if (head[1].endsWith('/stelar-lua')) {
+      afterBinary = true;
+    } else if (afterBinary) {
+      if (head[1] !== '') break;
+      for (let k = i + 1; k < lines.length && !/^[0-9a-f]+-/.test(lines[k]); k++) {
+        const m = lines[k].match(/^Rss:\s+(\d+) kB/);
+        if (m) return Number(m[1]);
+      }
+    }
+  }
+  throw new Error('no anonymous mapping after the stelar-lua binary in smaps');
+}
+
 // Each client sends n echoes at once; each must get its own n back, in order.
 async function pipelined(clients, n, emit, next) {
   for (const [i, c] of clients.entries()) for (let k = 0; k < n; k++) emit(c, { who: i, k });
@@ -62,6 +84,29 @@ async function pipelined(clients, n, emit, next) {
     for (let k = 0; k < n; k++) assert.deepStrictEqual(await next(c), { who: i, k });
   }));
 }
+
+test('after a quiet half second the batch\'s read buffers give their pages back', { skip: !ioUringAllowed() && 'io_uring is not allowed here' }, async (t) => {
+  const h = await setup(t, MODES[0]);
+  const pid = h.server.proc.pid;
+  const clients = await Promise.all(Array.from({ length: 100 }, () => h.ws()));
+  const text = blobText(12 * 1024); // four pages of a read buffer each
+  // All 100 messages arrive while the server is held, so one turn reads them all.
+  async function burst() {
+    clients[0].emit('stall', 200);
+    await sleep(50);
+    for (const c of clients) c.emit('echo', text);
+    for (const c of clients) assert.ok((await c.next('echo', 5000)).data === text);
+    return bssRssKib(pid);
+  }
+  const busy = await burst();
+  await sleep(1200);
+  const quiet = bssRssKib(pid);
+  assert.ok(busy - quiet >= 256, `resident .bss ${busy} KiB after the burst, ${quiet} KiB after a quiet second`);
+  const again = await burst();
+  assert.ok(again - quiet >= 256, `touched again by the next burst: ${again} KiB`);
+  await sleep(1200);
+  assert.ok(bssRssKib(pid) <= quiet + 8, 'and given back again');
+});
 
 for (const mode of MODES) {
   test(`reads and writes ${mode.name}`, async (t) => {
