@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define RING_ENTRIES 256
+#define RING_ENTRIES 1024
 #define IOV_POOL (RING_ENTRIES * 8)
 #define SUBMIT_TRIES 16
 

@@ -10,9 +10,9 @@
 
 #define DIRECT_READ_SIZE 65536
 /* Per batched read: messages under load are small, and a socket with more
- * left stays readable for the next turn. 256 x 16 KiB of address space;
+ * left stays readable for the next turn. 1024 x 16 KiB of address space;
  * only the pages reads reach become resident. */
-#define BATCH_READS 256
+#define BATCH_READS 1024
 #define BATCH_READ_SIZE 16384
 #define QUIET_MS 500 /* no batched read this long: the buffers' pages go back */
 
