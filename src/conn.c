@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "app.h"
-#include "log.h"
 #include "iobatch.h"
+#include "log.h"
 #include "reads.h"
 #include "server.h"
 #include "tls.h"

@@ -6,7 +6,8 @@
  * io_uring_enter and every write in another. Each is non-blocking
  * (MSG_DONTWAIT), so the kernel does them inline: an empty socket answers
  * -EAGAIN, a full one -EAGAIN or a short count, as recv and writev would,
- * and the caller goes on as after those.
+ * and the caller goes on as after those. A batch of one is the plain
+ * system call, which costs less than the ring for a single operation.
  *
  * libuv still says which sockets are ready: a read callback whose buffer
  * is empty (UV_ENOBUFS) means "readable, read it yourself".

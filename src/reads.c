@@ -34,7 +34,7 @@ void sl_reads_batch(bool on) { batching = on; }
 
 /* Bytes from c's socket (n > 0), its end (0) or a failure (libuv's code). */
 static void arrived(sl_conn *c, const char *p, ssize_t n) {
-  if (n < 0 || n == 0) {
+  if (n <= 0) {
     sl_conn_abort(c); /* an error, or the peer's EOF */
     return;
   }

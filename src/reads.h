@@ -19,7 +19,7 @@ void sl_reads_forget(sl_conn *c);
 /* Runs the turn's batched reads and hands each one's bytes on. */
 void sl_reads_run(void);
 /* Called now and then: after a quiet half second the batch's read buffers (up
- * to 4 MiB, touched by bursts of many clients at once) give their pages
+ * to 16 MiB, touched by bursts of many clients at once) give their pages
  * back, so a server at rest holds only what its clients need. */
 void sl_reads_tick(uint64_t now_ms);
 

@@ -6,8 +6,8 @@
 #include "http.h"
 #include "client_limits.h"
 #include "log.h"
-#include "lua_ctx.h"
 #include "iobatch.h"
+#include "lua_ctx.h"
 #include "lua_vm.h"
 #include "reads.h"
 #include "tcpproto.h"
@@ -245,7 +245,7 @@ static int listen_on(sl_server *s, uv_tcp_t **out, int port, uv_connection_cb cb
 /* Said once per process: how a turn's reads and writes happen.
  * STELAR_IO_URING=0 keeps a system call per connection (where io_uring
  * misbehaves, and to test that path). */
-static void open_send_batch(void) {
+static void open_io_batch(void) {
   static bool said;
   const char *env = getenv("STELAR_IO_URING");
   const char *why_not = env && strcmp(env, "0") == 0 ? "turned off by STELAR_IO_URING=0" : sl_iobatch_open();
@@ -257,7 +257,7 @@ static void open_send_batch(void) {
 }
 
 int sl_server_start(sl_server *s) {
-  open_send_batch();
+  open_io_batch();
   int r = listen_on(s, &s->listener, s->cfg.port, on_ws_connection);
   if (r < 0) return r;
   s->bound_port = r;

@@ -135,6 +135,37 @@ static void test_cancel(void) {
   close_pair(b);
 }
 
+/* A batch of one runs as the plain system call: the same results. */
+static void test_batch_of_one(void) {
+  int fds[2];
+  if (!CHECK(open_pair(fds))) return;
+  uv_buf_t two = uv_buf_init("ab", 2);
+  outcome sent = {0}, got = {0}, empty = {0};
+  CHECK(sl_iobatch_send(fds[0], &two, 1, record, &sent) >= 0);
+  CHECK_EQ_INT(sl_iobatch_submit(), 0);
+  CHECK_EQ_INT(sent.calls, 1);
+  CHECK_EQ_INT(sent.result, 2);
+  char buf[8];
+  CHECK(sl_iobatch_read(fds[1], buf, sizeof buf, record, &got) >= 0);
+  CHECK_EQ_INT(sl_iobatch_submit(), 0);
+  CHECK_EQ_INT(got.result, 2);
+  CHECK_MEM(buf, 2, LIT("ab"));
+  CHECK(sl_iobatch_read(fds[1], buf, sizeof buf, record, &empty) >= 0);
+  CHECK_EQ_INT(sl_iobatch_submit(), 0);
+  CHECK_EQ_INT(empty.result, -EAGAIN);
+  outcome cancelled = {0};
+  int t = sl_iobatch_read(fds[1], buf, sizeof buf, record, &cancelled);
+  sl_iobatch_cancel(t);
+  CHECK_EQ_INT(sl_iobatch_submit(), 0);
+  CHECK_EQ_INT(cancelled.calls, 0);
+  close(fds[1]);
+  outcome gone = {0};
+  CHECK(sl_iobatch_send(fds[0], &two, 1, record, &gone) >= 0);
+  CHECK_EQ_INT(sl_iobatch_submit(), 0);
+  CHECK_EQ_INT(gone.result, -EPIPE);
+  close(fds[0]);
+}
+
 /* Adds from a done callback are refused (the caller does it itself). */
 static int refused_adds;
 static void add_from_done(void *owner, ssize_t result) {
@@ -209,6 +240,7 @@ int main(void) {
     test_full_and_gone_sockets();
     test_reads();
     test_cancel();
+    test_batch_of_one();
     test_no_adds_while_reporting();
     test_limits();
   }
