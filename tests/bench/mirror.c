@@ -263,7 +263,7 @@ static void mirror_main(int report_fd) {
   ssize_t w = write(report_fd, ports, sizeof ports);
   close(report_fd);
   if (w != sizeof ports || ports[0] < 0 || ports[1] < 0) _exit(1);
-  sl_iobatch_open(); /* without it, one write per connection */
+  sl_iobatch_open(); /* without it, a read and a write per connection */
   uv_check_init(loop, &flusher);
   uv_check_start(&flusher, mirror_check);
   uv_run(loop, UV_RUN_DEFAULT);

@@ -206,7 +206,7 @@ static void on_check(uv_check_t *h) {
 
 void net_start(bench *b) {
   const char *why_not = sl_iobatch_open();
-  if (why_not) fprintf(stderr, "stelar-bench: one write per connection (io_uring: %s)\n", why_not);
+  if (why_not) fprintf(stderr, "stelar-bench: one read and one write per connection (io_uring: %s)\n", why_not);
   uv_check_init(b->loop, &b->flusher);
   b->flusher.data = b;
   uv_check_start(&b->flusher, on_check);
@@ -357,7 +357,7 @@ static void hung_up(bconn *c, ssize_t why) {
 
 /* Bytes read into c->in (n > 0), its end (0) or a failure (libuv's code). */
 static void got(bconn *c, ssize_t n) {
-  if (n < 0 || n == 0) return hung_up(c, n == 0 ? UV_EOF : n);
+  if (n <= 0) return hung_up(c, n == 0 ? UV_EOF : n);
   c->in_len += (size_t)n;
   process_input(c);
 }
