@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "app.h"
+#include "iobatch.h"
 #include "log.h"
 #include "lua_vm.h"
 #include "reload.h"
@@ -129,6 +130,7 @@ int main(int argc, char **argv) {
   if (!uv_is_closing((uv_handle_t *)&sigint_h)) stop_everything();
   uv_run(loop, UV_RUN_DEFAULT);
   sl_vm_close();
+  sl_iobatch_close();
   uv_loop_close(loop);
   return status ? status : stopping.forced ? 1 : 0;
 }
