@@ -202,17 +202,21 @@ static void finish_flush(sl_conn *c) {
     c->tp->on_drained(c);
 }
 
-/* Writes what is queued: first without waiting, then the rest in one
- * uv_write that carries up to MAX_WRITE_BUFS buffers. */
-void sl_conn_flush(sl_conn *c) {
-  if (c->writing || c->state == SL_CONN_CLOSED) return;
+/* Writes what is queued without waiting, bufs (n of them) first, then the
+ * rest in one uv_write that carries up to MAX_WRITE_BUFS buffers. */
+static void flush_from(sl_conn *c, uv_buf_t *bufs, uint32_t n) {
   int full = 0;
-  while (c->q.count && !full) {
-    uv_buf_t bufs[MAX_WRITE_BUFS];
-    uint32_t n = outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
+  while (n && !full) {
     full = took(c, uv_try_write((uv_stream_t *)&c->tcp, bufs, n));
+    n = full ? 0 : outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
   }
   if (full >= 0) finish_flush(c);
+}
+
+void sl_conn_flush(sl_conn *c) {
+  if (c->writing || c->state == SL_CONN_CLOSED) return;
+  uv_buf_t bufs[MAX_WRITE_BUFS];
+  flush_from(c, bufs, outq_bufs(&c->q, bufs, MAX_WRITE_BUFS));
 }
 
 void sl_conn_flush_batched(sl_conn *c) {
@@ -220,9 +224,10 @@ void sl_conn_flush_batched(sl_conn *c) {
   uv_os_fd_t fd;
   uv_buf_t bufs[MAX_WRITE_BUFS];
   uint32_t n = outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
-  if (n == 0 || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || sl_iobatch_send(fd, bufs, n, sl_conn_batch_sent, c) < 0)
-    return sl_conn_flush(c);
-  c->writing = n; /* as for a uv_write: nothing else writes, overflow keeps them */
+  if (n && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && sl_iobatch_send(fd, bufs, n, sl_conn_batch_sent, c) >= 0)
+    c->writing = n; /* as for a uv_write: nothing else writes, overflow keeps them */
+  else
+    flush_from(c, bufs, n);
 }
 
 void sl_conn_batch_sent(void *conn, ssize_t result) {

@@ -21,16 +21,13 @@ typedef struct {
   int ticket;
 } pending_read;
 
-static bool batching;
 static unsigned n_pending; /* reads in this turn's batch */
 static pending_read pending[BATCH_READS];
 static char batch_bufs[BATCH_READS][BATCH_READ_SIZE] __attribute__((aligned(4096)));
 static bool bufs_touched;   /* since their pages last went back */
 static uint64_t last_batch; /* ms */
-/* A direct read is handed on before the next one: one buffer serves all. */
+/* A read libuv does is handed on before the next one: one buffer serves all. */
 static char direct_buf[DIRECT_READ_SIZE];
-
-void sl_reads_batch(bool on) { batching = on; }
 
 /* Bytes from c's socket (n > 0), its end (0) or a failure (libuv's code). */
 static void arrived(sl_conn *c, const char *p, ssize_t n) {
@@ -54,36 +51,31 @@ static void batch_read_done(void *owner, ssize_t n) {
   arrived(c, batch_bufs[r - pending], n);
 }
 
-/* Readable, and libuv left the read to us (see on_alloc). */
-static void read_now(sl_conn *c) {
+/* c's read joins the turn's batch; false when it cannot (no io_uring, or
+ * the batch is full): libuv reads it now instead. */
+static bool join_batch(sl_conn *c) {
   uv_os_fd_t fd;
-  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return sl_conn_abort(c);
-  if (n_pending < BATCH_READS && c->read_pending < 0) {
-    pending_read *r = &pending[n_pending];
-    r->conn = c;
-    r->ticket = sl_iobatch_read(fd, batch_bufs[n_pending], BATCH_READ_SIZE, batch_read_done, r);
-    if (r->ticket >= 0) {
-      c->read_pending = (int16_t)n_pending++;
-      return;
-    }
-    r->conn = NULL;
-  }
-  ssize_t n = recv(fd, direct_buf, sizeof direct_buf, MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  arrived(c, direct_buf, n < 0 ? -errno : n);
+  if (n_pending == BATCH_READS || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return false;
+  pending_read *r = &pending[n_pending];
+  r->ticket = sl_iobatch_read(fd, batch_bufs[n_pending], BATCH_READ_SIZE, batch_read_done, r);
+  if (r->ticket < 0) return false;
+  r->conn = c;
+  c->read_pending = (int16_t)n_pending++;
+  return true;
 }
 
-/* An empty buffer makes libuv skip its own read and report UV_ENOBUFS. */
+/* libuv asks for a buffer when the socket is readable. An empty one makes
+ * it skip its own read (reporting UV_ENOBUFS): the batch reads instead. */
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   sl_conn *c = h->data;
-  bool batch = batching && n_pending < BATCH_READS && c->read_pending < 0 && !sl_iobatch_full();
-  *buf = batch ? uv_buf_init(NULL, 0) : uv_buf_init(direct_buf, sizeof direct_buf);
+  bool batched = c->read_pending >= 0 || join_batch(c);
+  *buf = batched ? uv_buf_init(NULL, 0) : uv_buf_init(direct_buf, sizeof direct_buf);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
   sl_conn *c = stream->data;
-  if (n == UV_ENOBUFS) return read_now(c);
+  if (n == UV_ENOBUFS && c->read_pending >= 0) return; /* read in the turn's batch */
   if (n != 0) arrived(c, buf->base, n); /* 0: nothing this time (EAGAIN) */
 }
 

@@ -1,17 +1,13 @@
 /* How a connection's bytes arrive. libuv says a socket is readable; the
- * read itself joins the loop turn's io_uring batch (iobatch.h), read in the
- * check phase just before the turn's writes, or, where batching is off or
- * the batch is full, happens at once into one shared buffer. Either way the
- * bytes go to TLS or the transport as they come. */
+ * read itself joins the loop turn's io_uring batch (iobatch.h), run in the
+ * check phase just before the turn's writes, or, where io_uring is off or
+ * the batch is full, is libuv's own, at once, into one shared buffer.
+ * Either way the bytes go to TLS or the transport as they come. */
 #ifndef SL_READS_H
 #define SL_READS_H
 
-#include <stdbool.h>
-
 #include "conn.h"
 
-/* Reads through the batch from now on (after sl_iobatch_open succeeded). */
-void sl_reads_batch(bool on);
 /* (Re)starts reading c; libuv's error code on failure. */
 int sl_reads_start(sl_conn *c);
 /* Before c's socket closes: a read of it waiting in the batch is taken back. */

@@ -69,7 +69,6 @@ bool sl_server_origin_allowed(const sl_server *s, const char *origin) {
 void sl_server_submit_batch(void) {
   if (sl_iobatch_submit() == 0) return;
   sl_warn("io_uring refused operations: one system call per read and write from now");
-  sl_reads_batch(false);
 }
 
 /* Every connection written to this turn sends in one batch (iobatch.h),
@@ -249,7 +248,6 @@ static void open_io_batch(void) {
   static bool said;
   const char *env = getenv("STELAR_IO_URING");
   const char *why_not = env && strcmp(env, "0") == 0 ? "turned off by STELAR_IO_URING=0" : sl_iobatch_open();
-  sl_reads_batch(why_not == NULL);
   if (said) return;
   said = true;
   if (why_not) sl_info("reads and writes: one system call per connection (io_uring: %s)", why_not);

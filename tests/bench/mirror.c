@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../../src/iobatch.h"
@@ -133,25 +132,24 @@ static void mirror_batch_read(void *conn, ssize_t n) {
   if (!m->closing && n != -EAGAIN) mirror_got(m, n);
 }
 
-/* An empty buffer makes libuv leave the read to the turn's batch (as the server's). */
+/* The read joins the turn's batch (as the server's): an empty buffer makes
+ * libuv skip its own. Where it cannot, libuv reads at once. */
 static void mirror_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   mconn *m = h->data;
-  bool batch = m->read_ticket >= 0 || (m->in_len < MIRROR_BUF && !sl_iobatch_full());
-  *buf = batch ? uv_buf_init(NULL, 0) : uv_buf_init((char *)m->in + m->in_len, (unsigned)(MIRROR_BUF - m->in_len));
+  *buf = uv_buf_init(NULL, 0);
+  if (m->read_ticket >= 0 || m->in_len == MIRROR_BUF) return; /* in the batch, or a frame too big */
+  uint8_t *dst = m->in + m->in_len;
+  size_t room = MIRROR_BUF - m->in_len;
+  uv_os_fd_t fd;
+  if (uv_fileno(h, &fd) == 0 && (m->read_ticket = sl_iobatch_read(fd, dst, room, mirror_batch_read, m)) >= 0) return;
+  *buf = uv_buf_init((char *)dst, (unsigned)room);
 }
 
 static void mirror_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   mconn *m = s->data;
-  uv_os_fd_t fd;
-  if (nread == UV_ENOBUFS && m->in_len < MIRROR_BUF && uv_fileno((uv_handle_t *)&m->tcp, &fd) == 0) {
-    if (m->read_ticket >= 0) return; /* already in the batch */
-    m->read_ticket = sl_iobatch_read(fd, m->in + m->in_len, MIRROR_BUF - m->in_len, mirror_batch_read, m);
-    if (m->read_ticket >= 0) return;
-    nread = recv(fd, m->in + m->in_len, MIRROR_BUF - m->in_len, MSG_DONTWAIT);
-    if (nread < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  }
+  if (nread == UV_ENOBUFS && m->read_ticket >= 0) return; /* read in the turn's batch */
   if (nread != 0) mirror_got(m, nread);
 }
 

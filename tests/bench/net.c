@@ -369,44 +369,34 @@ static void batch_read_done(void *conn, ssize_t n) {
   got(c, n);
 }
 
-/* Readable, and libuv left the read to us: into the turn's batch, or now. */
-static void read_now(bconn *c) {
-  uv_os_fd_t fd;
-  if (c->read_ticket >= 0 || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return; /* already in the batch */
-  uint8_t *dst = c->in + c->in_len;
-  size_t room = c->in_cap - c->in_len;
-  if ((c->read_ticket = sl_iobatch_read(fd, dst, room, batch_read_done, c)) >= 0) return;
-  ssize_t n = recv(fd, dst, room, MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  c->b->now_ns = uv_hrtime();
-  got(c, n < 0 ? -errno : n);
-}
-
 /* Reads land straight in the connection's buffer; it grows only for a
  * frame bigger than the whole buffer, which the bench's own never are.
- * An empty buffer makes libuv skip its read (UV_ENOBUFS): the turn's
- * batch reads it (iobatch.h), as the server does. */
+ * The read joins the turn's batch (iobatch.h), as the server's do: an
+ * empty buffer makes libuv skip its own (UV_ENOBUFS). Where it cannot,
+ * libuv reads at once. */
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   bconn *c = h->data;
+  *buf = uv_buf_init(NULL, 0);
+  if (c->read_ticket >= 0) return; /* already in the batch */
   if (c->in_len == c->in_cap) {
     size_t cap = c->in_cap * 2;
-    uint8_t *in = cap <= MAX_INBOUND_FRAME && c->read_ticket < 0 ? realloc(c->in, cap) : NULL;
-    if (!in) {
-      *buf = uv_buf_init(NULL, 0);
-      return;
-    }
+    uint8_t *in = cap <= MAX_INBOUND_FRAME ? realloc(c->in, cap) : NULL;
+    if (!in) return; /* on_read reports it */
     c->in = in, c->in_cap = cap;
   }
-  if (c->read_ticket >= 0 || !sl_iobatch_full()) *buf = uv_buf_init(NULL, 0);
-  else *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+  uint8_t *dst = c->in + c->in_len;
+  size_t room = c->in_cap - c->in_len;
+  uv_os_fd_t fd;
+  if (uv_fileno(h, &fd) == 0 && (c->read_ticket = sl_iobatch_read(fd, dst, room, batch_read_done, c)) >= 0) return;
+  *buf = uv_buf_init((char *)dst, (unsigned)room);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   bconn *c = s->data;
   if (nread == 0 || c->closing) return;
-  if (nread == UV_ENOBUFS && c->in_len < c->in_cap) return read_now(c);
+  if (nread == UV_ENOBUFS && c->read_ticket >= 0) return; /* read in the turn's batch */
   c->b->now_ns = uv_hrtime();
   got(c, nread); /* UV_ENOBUFS here: a frame larger than we take */
 }
