@@ -161,7 +161,6 @@ static sl_conn *accept_conn(uv_stream_t *listener, int status) {
     uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
     return NULL;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
   peer_name(c);
   c->last_seen = sl_now_ms();
   c->connected_at = sl_wall_ms(); /* clientInfo.connectedAt: epoch ms, like Date.now() */
@@ -206,6 +205,10 @@ static int bind_port(sl_server *s, uv_tcp_t *l, int port, uv_connection_cb cb) {
   int r = strchr(s->cfg.host, ':') ? uv_ip6_addr(s->cfg.host, port, (struct sockaddr_in6 *)&addr)
                                    : uv_ip4_addr(s->cfg.host, port, (struct sockaddr_in *)&addr);
   if (r == 0) r = uv_tcp_bind(l, (struct sockaddr *)&addr, 0);
+  /* Accepted sockets inherit TCP_NODELAY from the listener (Linux): a small
+   * reply is not held back behind an unacknowledged one, waiting for the
+   * client's delayed ACK (~40 ms), and no connection pays a setsockopt. */
+  if (r == 0) r = uv_tcp_nodelay(l, 1);
   if (r == 0) r = uv_listen((uv_stream_t *)l, 511, cb);
   return r;
 }
