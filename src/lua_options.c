@@ -54,6 +54,7 @@ static const struct option {
     {"heartbeatTimeout", OPT_U32, CFG(heartbeat_timeout)},
     {"connectTimeout", OPT_U32, CFG(connect_timeout)},
     {"shutdownTimeout", OPT_U32, CFG(shutdown_timeout)},
+    {"busyPoll", OPT_U32, CFG(busy_poll_us)},
     {"gracefulShutdown", OPT_BOOL, CFG(graceful_shutdown)},
     {"compression", OPT_BOOL, CFG(compression)},
     {"healthEndpoint", OPT_PATH_OFF, CFG(health_endpoint)},
@@ -439,6 +440,7 @@ void sl_options_push(lua_State *L, const sl_server *s) {
   NUM("heartbeatTimeout", c->heartbeat_timeout);
   NUM("connectTimeout", c->connect_timeout);
   NUM("shutdownTimeout", c->shutdown_timeout);
+  NUM("busyPoll", c->busy_poll_us);
   BOOL("gracefulShutdown", c->graceful_shutdown);
   BOOL("compression", c->compression);
   if (c->health_endpoint) lua_pushstring(L, c->health_endpoint);

@@ -26,6 +26,7 @@ static pending_read pending[BATCH_READS];
 static char batch_bufs[BATCH_READS][BATCH_READ_SIZE] __attribute__((aligned(4096)));
 static bool bufs_touched;   /* since their pages last went back */
 static uint64_t last_batch; /* ms */
+static uint64_t n_arrived;
 /* A read libuv does is handed on before the next one: one buffer serves all. */
 static char direct_buf[DIRECT_READ_SIZE];
 
@@ -37,6 +38,7 @@ static void arrived(sl_conn *c, const char *p, ssize_t n) {
   }
   if (c->state == SL_CONN_CLOSED) return;
   c->last_seen = sl_now_ms();
+  n_arrived++;
   if (c->tls) sl_tls_read(c, p, (size_t)n);
   else sl_conn_deliver(c, p, (size_t)n);
 }
@@ -88,6 +90,8 @@ void sl_reads_forget(sl_conn *c) {
   r->conn = NULL;
   c->read_pending = -1;
 }
+
+uint64_t sl_reads_count(void) { return n_arrived; }
 
 void sl_reads_run(void) {
   if (!n_pending) return;

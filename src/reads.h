@@ -12,6 +12,8 @@
 int sl_reads_start(sl_conn *c);
 /* Before c's socket closes: a read of it waiting in the batch is taken back. */
 void sl_reads_forget(sl_conn *c);
+/* Reads that brought bytes, since start (either way). */
+uint64_t sl_reads_count(void);
 /* Runs the turn's batched reads and hands each one's bytes on. */
 void sl_reads_run(void);
 /* Called now and then: after a quiet half second the batch's read buffers (up

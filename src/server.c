@@ -89,8 +89,10 @@ static void on_prepare(uv_prepare_t *h) { sl_server_flush(h->data); }
 
 /* After the poll: the turn's reads, what they set off, then the writes. */
 static void on_check(uv_check_t *h) {
+  sl_server *s = h->data;
   sl_reads_run();
-  sl_server_flush(h->data);
+  sl_server_flush(s);
+  sl_busypoll_turn(&s->busy, s->cfg.busy_poll_us, sl_reads_count());
 }
 
 /* A quiet client gives back what can be made again on its next message:
@@ -278,6 +280,7 @@ int sl_server_start(sl_server *s) {
   uv_check_start(&s->check, on_check);
   uv_timer_init(s->loop, &s->tick);
   uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
+  sl_busypoll_init(&s->busy, s->loop);
   s->next_ping = sl_now_ms() + s->cfg.heartbeat_interval;
   s->stats.started_at = sl_now_ms();
   s->started = true;
@@ -331,6 +334,7 @@ void sl_server_stop(sl_server *s) {
   close_listener(&s->tcp_listener);
   sl_server_force(s);
   uv_close((uv_handle_t *)&s->tick, NULL);
+  sl_busypoll_close(&s->busy);
   for (sl_conn *c = s->conns; c; c = c->next) sl_conn_abort(c);
   /* prepare and check stay until the closing connections are gone. */
   uv_prepare_stop(&s->prepare);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "busypoll.h"
 #include "cluster.h"
 #include "conn.h"
 #include "map.h"
@@ -25,6 +26,7 @@ typedef struct {
   size_t max_payload_size, max_frame_size, max_buffered_bytes;
   uint32_t heartbeat_interval, heartbeat_timeout, connect_timeout;
   uint32_t shutdown_timeout;
+  uint32_t busy_poll_us; /* busyPoll: 0 off */
   sl_rate rate_limit; /* max_points 0: off */
   bool graceful_shutdown, compression, trust_proxy;
   char *health_endpoint; /* NULL: disabled */
@@ -58,6 +60,7 @@ struct sl_server {
   uv_prepare_t prepare; /* flush before the loop waits */
   uv_check_t check;     /* flush after the loop's I/O callbacks */
   uv_timer_t tick;      /* timeouts and heartbeats */
+  sl_busypoll busy;     /* the loop awake after reads, when busyPoll is set */
   uint64_t next_ping;
   sl_stats stats;
   struct sl_tls_ctx *tls; /* both listeners speak TLS when set */

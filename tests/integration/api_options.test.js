@@ -30,6 +30,8 @@ test('other wrong types and values name the option', async () => {
     ['gracefulShutdown', '"yes"'],
     ['healthEndpoint', '"health"'],
     ['logger', '"loud"'],
+    ['busyPoll', '-1'],
+    ['busyPoll', '"fast"'],
   ];
   const results = await Promise.all(cases.map(([name, value]) =>
     runToExit(file, { env: { API_OPT_NAME: name, API_OPT_JSON: value } })));

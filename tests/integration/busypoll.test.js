@@ -1,0 +1,93 @@
+'use strict';
+// busyPoll (src/busypoll.c): for that many microseconds after a read the
+// loop polls without sleeping, then sleeps in the kernel again; off by
+// default. What shows it from outside is the server's CPU time: a loop that
+// does not sleep uses its core while it waits, a sleeping one uses none.
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const { startServer, connect, fixture, sleep } = require('./harness');
+const { tcpConnect } = require('./tcpwire');
+
+// Nanoseconds the server's main thread has run (schedstat's first field).
+function cpuNs(pid) {
+  return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+}
+
+// The share of one core the server used over the next ms milliseconds.
+async function cpuShare(server, ms) {
+  const c0 = cpuNs(server.proc.pid);
+  const t0 = process.hrtime.bigint();
+  await sleep(ms);
+  const wall = Number(process.hrtime.bigint() - t0);
+  return (cpuNs(server.proc.pid) - c0) / wall;
+}
+
+// A busy server may share its core with other tests: "spinning" is set low.
+const SPINNING = 0.25;
+const SLEEPING = 0.05;
+
+async function setup(t, busyPoll) {
+  const env = busyPoll === undefined ? {} : { BUSY_POLL: String(busyPoll) };
+  const server = await startServer(fixture('busypoll_app.lua'), { env });
+  const closers = [];
+  t.after(async () => {
+    for (const close of closers) close();
+    await server.stop();
+  });
+  const ws = await connect(server.port);
+  closers.push(() => ws.ws.terminate());
+  return { server, ws, closers };
+}
+
+test('busyPoll keeps the loop awake after a read, then lets it sleep', async (t) => {
+  const { server, ws } = await setup(t, 400000); // 400 ms
+  ws.emit('config');
+  assert.strictEqual((await ws.next('config')).data, 400000, 'getConfig().busyPoll');
+  ws.emit('echo', 'x');
+  assert.strictEqual((await ws.next('echo')).data, 'x');
+  const busy = await cpuShare(server, 150);
+  assert.ok(busy > SPINNING, `within the window the server used ${(busy * 100).toFixed(0)}% of a core`);
+  await sleep(400); // past the window, counted from the last read
+  const after = await cpuShare(server, 200);
+  assert.ok(after < SLEEPING, `after the window the server used ${(after * 100).toFixed(0)}% of a core`);
+});
+
+test('without busyPoll the loop sleeps between messages', async (t) => {
+  const { server, ws } = await setup(t, undefined);
+  ws.emit('config');
+  assert.strictEqual((await ws.next('config')).data, 0, 'off by default');
+  ws.emit('echo', 'x');
+  assert.strictEqual((await ws.next('echo')).data, 'x');
+  const share = await cpuShare(server, 150);
+  assert.ok(share < SLEEPING, `the server used ${(share * 100).toFixed(0)}% of a core while idle`);
+});
+
+test('updateConfig({busyPoll = 0}) stops the spinning at once', async (t) => {
+  const { server, ws } = await setup(t, 60000000); // a minute
+  ws.emit('echo', 'x');
+  await ws.next('echo');
+  const busy = await cpuShare(server, 100);
+  assert.ok(busy > SPINNING, `spinning: ${(busy * 100).toFixed(0)}% of a core`);
+  ws.emit('off');
+  await ws.next('off');
+  await sleep(20);
+  const after = await cpuShare(server, 200);
+  assert.ok(after < SLEEPING, `after busyPoll = 0 the server used ${(after * 100).toFixed(0)}% of a core`);
+});
+
+test('every message arrives, in order, on both transports while the loop spins', async (t) => {
+  const { server, ws, closers } = await setup(t, 100000);
+  const tcpPort = Number((await server.waitForLog(/listening on port (\d+) \(tcp\)/))[1]);
+  const tcp = await tcpConnect(tcpPort);
+  closers.push(() => tcp.destroy());
+  const N = 300;
+  for (let i = 0; i < N; i++) {
+    ws.emit('echo', i);
+    tcp.emit('echo', i);
+  }
+  for (let i = 0; i < N; i++) {
+    assert.strictEqual((await ws.next('echo')).data, i);
+    assert.strictEqual((await tcp.next('echo')).json(), i);
+  }
+});
