@@ -1,7 +1,7 @@
 /* Busy polling (the busyPoll option, microseconds; 0, the default, is off).
  * For that long after the last read, the loop polls without sleeping: a
  * message arriving meanwhile is taken at once instead of after the kernel
- * has woken the process, which costs ~10 us a round trip on a VM. What it
+ * has woken the process (~8 us of a round trip on this VM). What it
  * buys in latency it pays with a core kept busy while traffic lasts; once
  * reads stop for the window, the loop sleeps in the kernel again. */
 #ifndef SL_BUSYPOLL_H
