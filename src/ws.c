@@ -412,8 +412,13 @@ static void ws_close(sl_conn *c, uint16_t code, const char *reason) {
 static void ws_drained(sl_conn *c) {
   ws_state *st = c->proto;
   if (c->state != SL_CONN_CLOSING || !st) return;
-  /* Both CLOSE frames are through (or reading stopped): the TCP side may go. */
-  if (st->close_received || st->read_shut) sl_conn_shutdown(c);
+  /* Both CLOSE frames are through: the client sends nothing more, so the
+   * socket closes now (the kernel sends what it holds, then FIN), the server
+   * first as RFC 6455 7.1.1 asks, with no half-closed wait for the client's
+   * FIN. After a fault of the client's, its unread input must not turn the
+   * close into a reset: half-close and wait for its end. */
+  if (st->close_received) sl_conn_abort(c);
+  else if (st->read_shut) sl_conn_shutdown(c);
 }
 
 static void ws_ping(sl_conn *c) {

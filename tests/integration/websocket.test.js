@@ -7,8 +7,9 @@
 // fresh, normal WebSocket client.
 const test = require('node:test');
 const assert = require('node:assert');
-const { startServer, connect, fixture, frame, sleep } = require('./harness');
-const { rawWs, tracker, servesFresh, envelope } = require('./wire');
+const net = require('node:net');
+const { startServer, connect, fixture, frame, sleep, upgradeRequest, withTimeout } = require('./harness');
+const { RawWs, rawWs, tracker, servesFresh, envelope } = require('./wire');
 
 const OP = { CONT: 0, TEXT: 1, BINARY: 2, CLOSE: 8, PING: 9, PONG: 10 };
 
@@ -163,6 +164,35 @@ test('a client CLOSE 1000 is answered with CLOSE 1000 and the socket closes', as
   assert.strictEqual(f.opcode, OP.CLOSE);
   assert.ok(Date.now() - sentAt < 1500, `the socket closed ${Date.now() - sentAt} ms after the client's CLOSE`);
   await servesFresh(server.port, 'a client close');
+});
+
+// RFC 6455 7.1.1: after the close handshake the server closes the TCP
+// connection, first. It lets go of the socket at once rather than holding
+// it half-closed until the client's FIN (which this client never sends).
+test('after the close handshake the server closes its socket without waiting for the client', async (t) => {
+  const server = await start(t);
+  const sock = await new Promise((resolve, reject) => {
+    const s = net.connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true }, () => resolve(s));
+    s.once('error', reject);
+  });
+  t.after(() => sock.destroy());
+  const c = new RawWs(sock);
+  sock.write(upgradeRequest());
+  await c.waitHead();
+  await rawEcho(c, 'before close');
+  const fds = server.openFds();
+  const ended = new Promise((resolve) => sock.once('end', resolve));
+  c.send(OP.CLOSE, Buffer.from([0x03, 0xe8]));
+  assert.strictEqual((await c.nextFrame(OP.CLOSE)).code, 1000);
+  await withTimeout(ended, 1000, "the server's FIN");
+  let now = fds;
+  for (let i = 0; i < 50 && now >= fds; i++) {
+    await sleep(10);
+    now = server.openFds();
+  }
+  assert.strictEqual(now, fds - 1, 'the server still holds the socket while the client keeps its side open');
+  assert.strictEqual(sock.writable, true, 'the client has not ended its side');
+  await servesFresh(server.port, 'a close without the client FIN');
 });
 
 test('an invalid UTF-8 text message gets CLOSE 1007', async (t) => {
