@@ -12,7 +12,7 @@
 int sl_reads_start(sl_conn *c);
 /* Before c's socket closes: a read of it waiting in the batch is taken back. */
 void sl_reads_forget(sl_conn *c);
-/* Reads that brought bytes, since start (either way). */
+/* Reads that brought bytes since start, batched or libuv's own. */
 uint64_t sl_reads_count(void);
 /* Runs the turn's batched reads and hands each one's bytes on. */
 void sl_reads_run(void);
