@@ -151,7 +151,9 @@ void sl_conn_close(sl_conn *c, uint16_t code, const char *reason);
 /* Half-closes after the queue is written and waits (bounded) for the
  * peer's EOF, so that unread input does not turn the close into a reset. */
 void sl_conn_shutdown(sl_conn *c);
-/* Closes the socket now; the rest happens in the close callback. */
+/* Closes the socket now; the rest happens in the close callback. The kernel
+ * still sends what it holds, then FIN (a reset only if input is left unread),
+ * so this is also the orderly end once the peer has nothing more to send. */
 void sl_conn_abort(sl_conn *c);
 static inline bool sl_conn_sending(const sl_conn *c) {
   return c->state == SL_CONN_OPEN || c->state == SL_CONN_PENDING;

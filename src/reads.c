@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 
 #include "iobatch.h"
 #include "server.h"

@@ -108,7 +108,6 @@ void sl_server_forget(sl_server *s, sl_conn *c);
 void sl_server_flush(sl_server *s);
 /* Runs the turn's io_uring batch (iobatch.h); says so if io_uring gave up. */
 void sl_server_submit_batch(void);
-/* Starts (or restarts) reading a connection's socket. */
 bool sl_server_origin_allowed(const sl_server *s, const char *origin);
 
 uint64_t sl_now_ms(void);
