@@ -14,6 +14,7 @@
 #include "ws.h"
 
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+#define WS_KEY_MAX 64 /* a real Sec-WebSocket-Key has 24 characters */
 
 struct sl_http_req {
   http_parser parser;
@@ -26,13 +27,26 @@ struct sl_http_req {
   bool too_big;    /* the request line and headers passed SL_HTTP_MAX_HEADER_BYTES */
 };
 
+/* OpenSSL 3 looks SHA-1 up by name on every EVP_sha1() digest, under a
+ * lock: the algorithm and a context are fetched once and reused (a third
+ * of the cost of each accept key). They live as long as the process. */
+static EVP_MD_CTX *sha1_ctx(void) {
+  static EVP_MD *md;
+  static EVP_MD_CTX *ctx;
+  if (!md && !(md = EVP_MD_fetch(NULL, "SHA1", NULL))) return NULL;
+  if (!ctx && !(ctx = EVP_MD_CTX_new())) return NULL;
+  return EVP_DigestInit_ex2(ctx, md, NULL) ? ctx : NULL;
+}
+
 int sl_ws_accept_key(const char *key, char out[29]) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int dlen = 0;
-  char input[128];
-  int n = snprintf(input, sizeof input, "%s%s", key, WS_GUID);
-  if (n < 0 || (size_t)n >= sizeof input) return -1;
-  if (!EVP_Digest(input, (size_t)n, digest, &dlen, EVP_sha1(), NULL)) return -1;
+  size_t key_len = strlen(key);
+  if (key_len > WS_KEY_MAX) return -1;
+  EVP_MD_CTX *ctx = sha1_ctx();
+  if (!ctx || !EVP_DigestUpdate(ctx, key, key_len) || !EVP_DigestUpdate(ctx, WS_GUID, sizeof WS_GUID - 1) ||
+      !EVP_DigestFinal_ex(ctx, digest, &dlen))
+    return -1;
   EVP_EncodeBlock((unsigned char *)out, digest, (int)dlen);
   return 0;
 }
@@ -260,7 +274,7 @@ static void answer_upgrade(sl_conn *c, sl_http_req *r, const char *rest, size_t 
   sl_pmd pmd;
   const char *offers = sl_http_header(r, "sec-websocket-extensions");
   bool deflate = s->cfg.compression && offers && sl_pmd_negotiate(offers, &pmd, pmd_reply, sizeof pmd_reply);
-  sl_ws_accept_key(key, accept);
+  if (sl_ws_accept_key(key, accept) != 0) return refuse(c, 500, "cannot compute Sec-WebSocket-Accept", NULL);
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n",
