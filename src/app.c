@@ -321,7 +321,7 @@ void sl_app_client_opened(sl_conn *c, const sl_http_req *req) {
   }
   if (sl_task_start(t, 2) == SL_TASK_WAITING && c->state == SL_CONN_PENDING) {
     sl_ctx_unshare(L, c);
-    uv_read_stop((uv_stream_t *)&c->tcp); /* nothing is dispatched before acceptance */
+    sl_reads_stop(c); /* nothing is dispatched before acceptance */
   }
 }
 

@@ -1,8 +1,11 @@
 #include "conn.h"
 
+#include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "iobatch.h"
@@ -21,14 +24,41 @@ void sl_msg_release(sl_msg *m) {
   }
 }
 
-sl_conn *sl_conn_new(sl_server *s) {
+static void mark_dirty(sl_conn *c) {
+  if (c->dirty) return;
+  c->dirty = true;
+  c->dirty_next = c->server->dirty;
+  c->server->dirty = c;
+}
+
+/* The poller's word on c's socket. Events of a closed connection are old
+ * news from the batch that closed it. */
+static void socket_ready(sl_watch *w, uint32_t events) {
+  sl_conn *c = (sl_conn *)((char *)w - offsetof(sl_conn, watch));
+  if (c->state == SL_CONN_CLOSED) return;
+  if (c->wants_out && events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+    c->wants_out = false; /* the flush says again if the room runs out */
+    if (c->q.count && !c->writing) mark_dirty(c);
+  }
+  if (c->reading && events & (EPOLLIN | EPOLLERR | EPOLLHUP)) sl_reads_ready(c);
+  /* A hang-up is reported whatever the set asks; one nobody waits for
+   * takes the socket out of the set until someone does. */
+  if (sl_conn_watch(c) != 0) sl_conn_abort(c);
+}
+
+sl_conn *sl_conn_new(sl_server *s, int fd) {
   sl_conn *c = calloc(1, sizeof *c);
   if (!c) return NULL;
+  c->watch = (sl_watch){.fd = fd, .cb = socket_ready};
   c->server = s;
   c->meta_ref = c->req_ref = c->ctx_ref = -2; /* LUA_NOREF */
   c->read_pending = -1;
-  c->tcp.data = c;
   return c;
+}
+
+int sl_conn_watch(sl_conn *c) {
+  if (c->state == SL_CONN_CLOSED) return 0;
+  return sl_poller_watch(&c->watch, (c->reading ? EPOLLIN : 0) | (c->wants_out ? EPOLLOUT : 0));
 }
 
 static void outq_release_ring(sl_outq *q) {
@@ -119,11 +149,7 @@ void sl_conn_enqueue_wire(sl_conn *c, sl_buf *b) {
     sl_buf_unref(b);
     return;
   }
-  if (!c->dirty) {
-    c->dirty = true;
-    c->dirty_next = c->server->dirty;
-    c->server->dirty = c;
-  }
+  if (!c->wants_out) mark_dirty(c); /* else the room, when it comes */
 }
 
 /* A client that stopped reading loses what it has not been sent (but the
@@ -149,83 +175,64 @@ int sl_conn_send(sl_conn *c, sl_msg *m) {
   return 0;
 }
 
-/* A write request exists only while a write waits for a full socket, which
- * few connections do at any moment: they are pooled rather than part of
- * every connection (192 bytes each). */
-#define WRITE_REQ_POOL 1024
-static uv_write_t *free_reqs[WRITE_REQ_POOL];
-static unsigned n_free_reqs;
-
-static uv_write_t *take_write_req(void) {
-  return n_free_reqs ? free_reqs[--n_free_reqs] : malloc(sizeof(uv_write_t));
+/* Sends without waiting: bytes, or -errno. */
+static ssize_t send_now(sl_conn *c, const uv_buf_t *bufs, uint32_t n) {
+  /* uv_buf_t is struct iovec's layout on Unix (uv.h) */
+  struct msghdr msg = {.msg_iov = (struct iovec *)bufs, .msg_iovlen = n};
+  ssize_t r = sendmsg(c->watch.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  return r < 0 ? -errno : r;
 }
 
-static void give_write_req(uv_write_t *req) {
-  if (n_free_reqs < WRITE_REQ_POOL) free_reqs[n_free_reqs++] = req;
-  else free(req);
-}
-
-static void on_write(uv_write_t *req, int status);
-
-static void start_write(sl_conn *c) {
-  uv_buf_t bufs[MAX_WRITE_BUFS];
-  uint32_t n = outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
-  uv_write_t *req = take_write_req();
-  if (!req) return sl_conn_abort(c);
-  req->data = c;
-  c->writing = n;
-  if (uv_write(req, (uv_stream_t *)&c->tcp, bufs, n, on_write) != 0) {
-    give_write_req(req);
-    c->writing = 0;
-    sl_conn_abort(c);
-  }
-}
-
-/* Accounts for a write that did not wait (r: bytes, or a libuv error).
- * Returns 1 when the socket is full, 0 when it took everything offered,
- * -1 when the connection is gone. */
+/* Accounts for a send (bytes, or -errno). Returns 1 when the socket is
+ * full (c then waits for room), 0 when it took everything offered, -1
+ * when the connection is gone. */
 static int took(sl_conn *c, ssize_t r) {
-  if (r == UV_EAGAIN || r == UV_ENOSYS) return 1;
-  if (r < 0) {
+  if (r < 0 && r != -EAGAIN) {
     sl_conn_abort(c);
     return -1;
   }
-  outq_consume(&c->q, (size_t)r);
-  return c->q.count && c->q.head_off;
+  if (r > 0) outq_consume(&c->q, (size_t)r);
+  if (r >= 0 && !(c->q.count && c->q.head_off)) return 0;
+  c->wants_out = true;
+  if (sl_conn_watch(c) != 0) {
+    sl_conn_abort(c);
+    return -1;
+  }
+  return 1;
 }
 
-/* After the writes that do not wait: the rest waits in a uv_write. */
-static void finish_flush(sl_conn *c) {
-  if (c->q.count)
-    start_write(c);
-  else if (c->tp->on_drained)
-    c->tp->on_drained(c);
+/* The queue is out: a half-close that waited for it happens, and the
+ * transport hears (it may close). */
+static void drained(sl_conn *c) {
+  if (c->shut_pending) {
+    c->shut_pending = false;
+    if (shutdown(c->watch.fd, SHUT_WR) != 0) return sl_conn_abort(c);
+  }
+  if (c->tp->on_drained) c->tp->on_drained(c);
 }
 
-/* Writes what is queued without waiting, bufs (n of them) first, then the
- * rest in one uv_write that carries up to MAX_WRITE_BUFS buffers. */
+/* Sends what is queued without waiting, bufs (n of them) first. */
 static void flush_from(sl_conn *c, uv_buf_t *bufs, uint32_t n) {
   int full = 0;
   while (n && !full) {
-    full = took(c, uv_try_write((uv_stream_t *)&c->tcp, bufs, n));
+    full = took(c, send_now(c, bufs, n));
     n = full ? 0 : outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
   }
-  if (full >= 0) finish_flush(c);
+  if (full == 0) drained(c);
 }
 
 void sl_conn_flush(sl_conn *c) {
-  if (c->writing || c->state == SL_CONN_CLOSED) return;
+  if (c->writing || c->wants_out || c->state == SL_CONN_CLOSED) return;
   uv_buf_t bufs[MAX_WRITE_BUFS];
   flush_from(c, bufs, outq_bufs(&c->q, bufs, MAX_WRITE_BUFS));
 }
 
 void sl_conn_flush_batched(sl_conn *c) {
-  if (c->writing || c->state == SL_CONN_CLOSED) return;
-  uv_os_fd_t fd;
+  if (c->writing || c->wants_out || c->state == SL_CONN_CLOSED) return;
   uv_buf_t bufs[MAX_WRITE_BUFS];
   uint32_t n = outq_bufs(&c->q, bufs, MAX_WRITE_BUFS);
-  if (n && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 && sl_iobatch_send(fd, bufs, n, sl_conn_batch_sent, c) >= 0)
-    c->writing = n; /* as for a uv_write: nothing else writes, overflow keeps them */
+  if (n && sl_iobatch_send(c->watch.fd, bufs, n, sl_conn_batch_sent, c) >= 0)
+    c->writing = n; /* nothing else sends meanwhile; overflow keeps these */
   else
     flush_from(c, bufs, n);
 }
@@ -233,21 +240,9 @@ void sl_conn_flush_batched(sl_conn *c) {
 void sl_conn_batch_sent(void *conn, ssize_t result) {
   sl_conn *c = conn;
   c->writing = 0;
-  if (c->state == SL_CONN_CLOSED) return;
-  if (took(c, result) >= 0) finish_flush(c); /* -errno is libuv's error code on Unix */
-}
-
-static void on_write(uv_write_t *req, int status) {
-  sl_conn *c = req->data;
-  give_write_req(req);
-  uint32_t n = c->writing;
-  c->writing = 0;
-  if (status < 0) {
-    if (c->state != SL_CONN_CLOSED) sl_conn_abort(c);
-    return;
-  }
-  while (n--) outq_pop(&c->q);
-  sl_conn_flush(c);
+  if (c->state == SL_CONN_CLOSED || took(c, result) != 0) return;
+  if (c->q.count) mark_dirty(c); /* more than one send carries: the next batch */
+  else drained(c);
 }
 
 void sl_conn_close(sl_conn *c, uint16_t code, const char *reason) {
@@ -255,8 +250,7 @@ void sl_conn_close(sl_conn *c, uint16_t code, const char *reason) {
   c->tp->close(c, code, reason);
 }
 
-static void on_closed(uv_handle_t *h) {
-  sl_conn *c = h->data;
+void sl_conn_free(sl_conn *c) {
   sl_server_forget(c->server, c);
   sl_app_client_gone(c);
   if (c->tp && c->tp->free) c->tp->free(c);
@@ -272,42 +266,19 @@ static void on_closed(uv_handle_t *h) {
 void sl_conn_abort(sl_conn *c) {
   if (c->state == SL_CONN_CLOSED) return;
   c->state = SL_CONN_CLOSED;
-  sl_reads_forget(c); /* uv_close closes the socket at once */
-  uv_close((uv_handle_t *)&c->tcp, on_closed);
+  sl_reads_forget(c);
+  close(c->watch.fd); /* which also takes it out of the poller's set */
+  c->watch.events = 0;
+  sl_server_closed(c->server, c);
 }
 
 #define LINGER_MS 2000
-
-static void on_shutdown(uv_shutdown_t *req, int status) {
-  sl_conn *c = req->data;
-  free(req);
-  if (status < 0 && c->state != SL_CONN_CLOSED) sl_conn_abort(c);
-}
-
-/* Shuts the write side now when nothing waits to be written: uv_shutdown
- * would first wait for the socket to be writable, an epoll change and a
- * loop turn each way, on every connection that closes. */
-static int shut_now(sl_conn *c) {
-  uv_os_fd_t fd;
-  if (c->writing || c->q.count || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return 1;
-  return shutdown(fd, SHUT_WR) == 0 ? 0 : -1;
-}
 
 void sl_conn_shutdown(sl_conn *c) {
   if (c->state == SL_CONN_CLOSED || c->shutting) return;
   c->shutting = true;
   c->state = SL_CONN_CLOSING;
   c->deadline = sl_now_ms() + LINGER_MS;
-  int r = shut_now(c);
-  if (r <= 0) {
-    if (r < 0) sl_conn_abort(c);
-    return;
-  }
-  uv_shutdown_t *req = malloc(sizeof *req);
-  if (!req) return sl_conn_abort(c);
-  req->data = c;
-  if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-    free(req);
-    sl_conn_abort(c);
-  }
+  if (c->writing || c->q.count) c->shut_pending = true;
+  else if (shutdown(c->watch.fd, SHUT_WR) != 0) sl_conn_abort(c);
 }

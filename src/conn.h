@@ -1,10 +1,11 @@
 /* A transport-neutral client connection: its socket, state, rooms, and the
  * one outbound queue that everything written to it goes through, in order.
  *
- * Ownership: the server allocates a connection on accept; it is freed only
- * in the libuv close callback, never while a caller up the stack (a Lua
- * handler, wslay) may still hold it. Contexts (sl_ctx) pointing at it are
- * detached there. */
+ * Ownership: the server allocates a connection on accept. Closing it closes
+ * the socket at once; the connection is freed later, between loop phases
+ * (sl_server_bury), never while a caller up the stack (a Lua handler,
+ * wslay, an event of the same epoll batch) may still hold it. Contexts
+ * (sl_ctx) pointing at it are detached there. */
 #ifndef SL_CONN_H
 #define SL_CONN_H
 
@@ -14,6 +15,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "poller.h"
 #include "ratelimit.h"
 #include "room.h"
 
@@ -29,7 +31,7 @@ typedef enum {
   SL_CONN_PENDING, /* upgraded, middleware still deciding; reads paused */
   SL_CONN_OPEN,
   SL_CONN_CLOSING, /* close frame queued: nothing more is sent or dispatched */
-  SL_CONN_CLOSED,  /* socket closing; freed in the close callback */
+  SL_CONN_CLOSED,  /* socket closed; freed between loop phases */
 } sl_conn_state;
 
 /* The wire forms a message can take; one per transport, and one per
@@ -92,7 +94,7 @@ typedef struct {
 } sl_outq;
 
 struct sl_conn {
-  uv_tcp_t tcp;
+  sl_watch watch; /* its socket, in the poller's set */
   sl_server *server;
   const sl_transport *tp;
   void *proto; /* the transport's state */
@@ -102,18 +104,22 @@ struct sl_conn {
   bool dirty;      /* on the server's flush list */
   bool is_tcp;
   uint8_t wire; /* which wire form of a message this client takes */
-  bool shutting; /* write side shut, waiting for the peer's EOF */
+  bool shutting; /* write side shut (or to be, once the queue is out), waiting for the peer's EOF */
+  bool shut_pending; /* the half-close waits for the queue */
+  bool reading;      /* watched for input: off while middleware decides */
+  bool wants_out;    /* a send came up short: watched for room */
   bool ip_counted; /* counted against maxConnectionsPerIP */
   char id[SL_ID_MAX + 1];
   uint8_t id_len;
   char remote[48];
 
   sl_outq q;
-  uint32_t writing; /* buffers handed to the write in flight (a uv_write, or a batched send) */
+  uint32_t writing; /* buffers handed to the batched send in flight */
   int16_t read_pending; /* its read's place in the turn's batch (reads.c), or -1 */
   sl_conn *dirty_next;
 
   sl_conn *prev, *next; /* the server's list of connections */
+  sl_conn *closed_next; /* the server's closed connections, to be freed */
   uint64_t deadline;    /* ms: handshake or close timeout, 0 when none */
   uint64_t last_seen;   /* ms of the last inbound byte */
   uint64_t connected_at; /* wall clock, ms since the epoch */
@@ -131,7 +137,14 @@ struct sl_conn {
   struct sl_tls *tls;     /* NULL on a plain socket */
 };
 
-sl_conn *sl_conn_new(sl_server *s);
+/* A connection for an accepted socket (fd), not yet watched. */
+sl_conn *sl_conn_new(sl_server *s, int fd);
+/* Watches c's socket for what it waits for now (input while reading, room
+ * while a send waits); 0 or -errno. */
+int sl_conn_watch(sl_conn *c);
+/* Frees a closed connection: onDisconnect, rooms, buffers. The server
+ * calls it between loop phases (sl_server_bury). */
+void sl_conn_free(sl_conn *c);
 /* Queues a message; returns 0, or -1 when the connection no longer sends. */
 int sl_conn_send(sl_conn *c, sl_msg *m);
 /* Takes ownership of one reference to b (plaintext: encrypted on a TLS
@@ -151,7 +164,7 @@ void sl_conn_close(sl_conn *c, uint16_t code, const char *reason);
 /* Half-closes after the queue is written and waits (bounded) for the
  * peer's EOF, so that unread input does not turn the close into a reset. */
 void sl_conn_shutdown(sl_conn *c);
-/* Closes the socket now; the rest happens in the close callback. The kernel
+/* Closes the socket now; the rest happens when it is freed. The kernel
  * still sends what it holds, then FIN (a reset only if input is left unread),
  * so this is also the orderly end once the peer has nothing more to send. */
 void sl_conn_abort(sl_conn *c);

@@ -292,7 +292,7 @@ static int sl_server_start_lua(lua_State *L) {
   int r = sl_server_start(s);
   if (r != 0) return luaL_error(L, "cannot listen on %s:%d: %s", s->cfg.host, s->cfg.port, uv_strerror(r));
   sl_info("listening on port %d (ws)", s->bound_port);
-  if (s->tcp_listener) sl_info("listening on port %d (tcp)", s->tcp_bound_port);
+  if (s->tcp_listener.watch.fd >= 0) sl_info("listening on port %d (tcp)", s->tcp_bound_port);
   if (!lua_isnoneornil(L, 2)) {
     lua_pushvalue(L, 2);
     lua_pushinteger(L, s->bound_port);

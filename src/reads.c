@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 
 #include "iobatch.h"
 #include "server.h"
@@ -26,10 +27,10 @@ static char batch_bufs[BATCH_READS][BATCH_READ_SIZE] __attribute__((aligned(4096
 static bool bufs_touched;   /* since their pages last went back */
 static uint64_t last_batch; /* ms */
 static uint64_t n_arrived;
-/* A read libuv does is handed on before the next one: one buffer serves all. */
+/* A read done at once is handed on before the next one: one buffer serves all. */
 static char direct_buf[DIRECT_READ_SIZE];
 
-/* Bytes from c's socket (n > 0), its end (0) or a failure (libuv's code). */
+/* Bytes from c's socket (n > 0), its end (0) or a failure (-errno). */
 static void arrived(sl_conn *c, const char *p, ssize_t n) {
   if (n <= 0) {
     sl_conn_abort(c); /* an error, or the peer's EOF */
@@ -48,39 +49,41 @@ static void batch_read_done(void *owner, ssize_t n) {
   r->conn = NULL;
   if (!c) return;
   c->read_pending = -1;
-  if (n == -EAGAIN) return; /* nothing after all; libuv will say when */
+  if (n == -EAGAIN) return; /* nothing after all; the poller will say when */
   arrived(c, batch_bufs[r - pending], n);
 }
 
 /* c's read joins the turn's batch; false when it cannot (no io_uring, or
- * the batch is full): libuv reads it now instead. */
+ * the batch is full): it is read now instead. */
 static bool join_batch(sl_conn *c) {
-  uv_os_fd_t fd;
-  if (n_pending == BATCH_READS || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return false;
+  if (n_pending == BATCH_READS) return false;
   pending_read *r = &pending[n_pending];
-  r->ticket = sl_iobatch_read(fd, batch_bufs[n_pending], BATCH_READ_SIZE, batch_read_done, r);
+  r->ticket = sl_iobatch_read(c->watch.fd, batch_bufs[n_pending], BATCH_READ_SIZE, batch_read_done, r);
   if (r->ticket < 0) return false;
   r->conn = c;
   c->read_pending = (int16_t)n_pending++;
   return true;
 }
 
-/* libuv asks for a buffer when the socket is readable. An empty one makes
- * it skip its own read (reporting UV_ENOBUFS): the batch reads instead. */
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
-  (void)hint;
-  sl_conn *c = h->data;
-  bool batched = c->read_pending >= 0 || join_batch(c);
-  *buf = batched ? uv_buf_init(NULL, 0) : uv_buf_init(direct_buf, sizeof direct_buf);
+static void read_now(sl_conn *c) {
+  ssize_t n = recv(c->watch.fd, direct_buf, sizeof direct_buf, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return; /* the poller will say again */
+  arrived(c, direct_buf, n < 0 ? -errno : n);
 }
 
-static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) {
-  sl_conn *c = stream->data;
-  if (n == UV_ENOBUFS && c->read_pending >= 0) return; /* read in the turn's batch */
-  if (n != 0) arrived(c, buf->base, n); /* 0: nothing this time (EAGAIN) */
+void sl_reads_ready(sl_conn *c) {
+  if (c->read_pending < 0 && !join_batch(c)) read_now(c);
 }
 
-int sl_reads_start(sl_conn *c) { return uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read); }
+int sl_reads_start(sl_conn *c) {
+  c->reading = true;
+  return sl_conn_watch(c);
+}
+
+int sl_reads_stop(sl_conn *c) {
+  c->reading = false;
+  return sl_conn_watch(c);
+}
 
 void sl_reads_forget(sl_conn *c) {
   if (c->read_pending < 0) return;

@@ -1,7 +1,15 @@
+#define _GNU_SOURCE /* accept4 */
+
 #include "server.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "client_limits.h"
@@ -17,6 +25,8 @@
 #define TICK_MS 100
 #define IDLE_MS 1000 /* a connection quiet this long gives back its parser state */
 #define MAX_PORT_TRIES 20
+#define ACCEPTS_PER_EVENT 64 /* then the other sockets' events get their turn */
+#define BACKLOG 511
 
 uint64_t sl_now_ms(void) { return uv_hrtime() / 1000000; }
 
@@ -85,15 +95,36 @@ void sl_server_flush(sl_server *s) {
   }
 }
 
-static void on_prepare(uv_prepare_t *h) { sl_server_flush(h->data); }
+void sl_server_closed(sl_server *s, sl_conn *c) {
+  c->closed_next = s->closed;
+  s->closed = c;
+}
+
+/* Frees the closed connections; their onDisconnect may close more. Only
+ * where no connection can be held up the stack: a loop hook's top. */
+static void bury(sl_server *s) {
+  while (s->closed) {
+    sl_conn *c = s->closed;
+    s->closed = c->closed_next;
+    sl_conn_free(c);
+  }
+}
+
+static void on_prepare(uv_prepare_t *h) {
+  bury(h->data);
+  sl_server_flush(h->data);
+}
 
 /* After the poll: the turn's reads, what they set off, then the writes. */
 static void on_check(uv_check_t *h) {
   sl_server *s = h->data;
   sl_reads_run();
   sl_server_flush(s);
+  bury(s); /* what its onDisconnect handlers send goes in the prepare's flush */
   sl_busypoll_turn(&s->busy, s->cfg.busy_poll_us, sl_reads_count());
 }
+
+static void resume_listener(sl_listener *l);
 
 /* A quiet client gives back what can be made again on its next message:
  * its reusable ctx (a waiting handler keeps its own) and parser state. */
@@ -107,6 +138,8 @@ static void on_tick(uv_timer_t *t) {
   sl_server *s = t->data;
   uint64_t now = sl_now_ms();
   sl_reads_tick(now);
+  resume_listener(&s->listener);
+  resume_listener(&s->tcp_listener);
   bool ping = s->cfg.heartbeat_interval && now >= s->next_ping;
   if (ping) { /* keep the rhythm: a late tick does not push every later ping */
     s->next_ping += s->cfg.heartbeat_interval;
@@ -135,35 +168,25 @@ sl_server *sl_server_new(uv_loop_t *loop) {
   s->loop = loop;
   sl_config_defaults(&s->cfg);
   s->handlers_ref = s->self_ref = s->staged_ref = s->staged_opts_ref = -2; /* LUA_NOREF */
+  s->listener.watch.fd = s->tcp_listener.watch.fd = -1;
   return s;
 }
 
-static void peer_name(sl_conn *c) {
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) return;
-  if (ss.ss_family == AF_INET6)
-    uv_ip6_name((struct sockaddr_in6 *)&ss, c->remote, sizeof c->remote);
+static void peer_name(sl_conn *c, const struct sockaddr_storage *ss) {
+  if (ss->ss_family == AF_INET6)
+    uv_ip6_name((const struct sockaddr_in6 *)ss, c->remote, sizeof c->remote);
   else
-    uv_ip4_name((struct sockaddr_in *)&ss, c->remote, sizeof c->remote);
+    uv_ip4_name((const struct sockaddr_in *)ss, c->remote, sizeof c->remote);
 }
 
-/* Accepts a socket into a new connection on the server's list. */
-static sl_conn *accept_conn(uv_stream_t *listener, int status) {
-  sl_server *s = listener->data;
-  if (status < 0) {
-    sl_warn("accept failed: %s", uv_strerror(status));
+/* A new connection on the server's list, for the accepted socket fd. */
+static sl_conn *add_conn(sl_server *s, int fd, const struct sockaddr_storage *peer) {
+  sl_conn *c = sl_conn_new(s, fd);
+  if (!c) {
+    close(fd);
     return NULL;
   }
-  sl_conn *c = sl_conn_new(s);
-  if (!c) return NULL;
-  uv_tcp_init(s->loop, &c->tcp);
-  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-    c->state = SL_CONN_CLOSED;
-    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
-    return NULL;
-  }
-  peer_name(c);
+  peer_name(c, peer);
   c->last_seen = sl_now_ms();
   c->connected_at = sl_wall_ms(); /* clientInfo.connectedAt: epoch ms, like Date.now() */
   c->next = s->conns;
@@ -174,21 +197,68 @@ static sl_conn *accept_conn(uv_stream_t *listener, int status) {
 
 static void start_tcp_protocol(sl_conn *c) { sl_tcp_attach(c); }
 
-static void on_ws_connection(uv_stream_t *listener, int status) {
-  sl_conn *c = accept_conn(listener, status);
-  if (!c) return;
+static void start_ws(sl_conn *c) {
   if (c->server->tls) sl_tls_attach(c, c->server->tls, sl_http_attach);
   else sl_http_attach(c);
   if (c->state != SL_CONN_CLOSED && sl_reads_start(c) != 0) sl_conn_abort(c);
 }
 
-static void on_tcp_connection(uv_stream_t *listener, int status) {
-  sl_conn *c = accept_conn(listener, status);
-  if (!c) return;
+static void start_tcp(sl_conn *c) {
   if (c->server->tls) sl_tls_attach(c, c->server->tls, start_tcp_protocol);
   else sl_tcp_attach(c);
   /* A client whose middleware still decides is read once it is accepted. */
-  if (c->state != SL_CONN_PENDING && c->state != SL_CONN_CLOSED) sl_reads_start(c);
+  if (c->state != SL_CONN_PENDING && c->state != SL_CONN_CLOSED && sl_reads_start(c) != 0) sl_conn_abort(c);
+}
+
+/* A descriptor held back for the moment there are none: a client that
+ * cannot be served is then accepted with it and closed at once, rather
+ * than left waiting in the backlog (libuv does the same). */
+static int spare_fd = -1;
+
+static void keep_spare(void) {
+  if (spare_fd < 0) spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Out of descriptors (or memory): the waiting clients are turned away, and
+ * without a spare the listener rests until the next tick, instead of
+ * waking the loop for an accept that cannot succeed. */
+static void out_of_descriptors(sl_listener *l, int err) {
+  sl_warn("accept failed: %s", strerror(err));
+  if (spare_fd >= 0) {
+    close(spare_fd);
+    spare_fd = -1;
+    for (int i = 0, fd; i < ACCEPTS_PER_EVENT && (fd = accept4(l->watch.fd, NULL, NULL, SOCK_CLOEXEC)) >= 0; i++)
+      close(fd);
+    keep_spare();
+    if (spare_fd >= 0) return;
+  }
+  if (sl_poller_watch(&l->watch, 0) == 0) l->paused = true;
+}
+
+static void resume_listener(sl_listener *l) {
+  if (!l->paused || l->watch.fd < 0) return;
+  keep_spare();
+  if (sl_poller_watch(&l->watch, EPOLLIN) == 0) l->paused = false;
+}
+
+/* The kernel gives the peer's address with the socket, and makes it
+ * non-blocking: no getpeername, no ioctl. */
+static void on_listener_ready(sl_watch *w, uint32_t events) {
+  (void)events;
+  sl_listener *l = (sl_listener *)w;
+  for (int i = 0; i < ACCEPTS_PER_EVENT && l->watch.fd >= 0; i++) {
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd = accept4(l->watch.fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        return out_of_descriptors(l, errno);
+      continue; /* that client gave up (ECONNABORTED, EPROTO...): the next */
+    }
+    sl_conn *c = add_conn(l->server, fd, &peer);
+    if (c) l->tcp ? start_tcp(c) : start_ws(c);
+  }
 }
 
 void sl_server_forget(sl_server *s, sl_conn *c) {
@@ -202,45 +272,54 @@ void sl_server_forget(sl_server *s, sl_conn *c) {
   }
 }
 
-static int bind_port(sl_server *s, uv_tcp_t *l, int port, uv_connection_cb cb) {
+/* A listening socket on host:port; the descriptor, or -errno. */
+static int open_listener(const char *host, int port) {
   struct sockaddr_storage addr;
-  int r = strchr(s->cfg.host, ':') ? uv_ip6_addr(s->cfg.host, port, (struct sockaddr_in6 *)&addr)
-                                   : uv_ip4_addr(s->cfg.host, port, (struct sockaddr_in *)&addr);
-  if (r == 0) r = uv_tcp_bind(l, (struct sockaddr *)&addr, 0);
-  /* Accepted sockets inherit TCP_NODELAY from the listener (Linux): a small
-   * reply is not held back behind an unacknowledged one, waiting for the
-   * client's delayed ACK (~40 ms), and no connection pays a setsockopt. */
-  if (r == 0) r = uv_tcp_nodelay(l, 1);
-  if (r == 0) r = uv_listen((uv_stream_t *)l, 511, cb);
-  return r;
+  int r = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
+                            : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+  if (r != 0) return r;
+  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  socklen_t len = addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+  /* A restarted server binds while its old connections sit in TIME_WAIT.
+   * Accepted sockets inherit TCP_NODELAY from the listener (Linux): a
+   * small reply is not held back behind an unacknowledged one, waiting for
+   * the client's delayed ACK (~40 ms), and no connection pays a setsockopt. */
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+      bind(fd, (struct sockaddr *)&addr, len) != 0 || listen(fd, BACKLOG) != 0) {
+    r = -errno;
+    close(fd);
+    return r;
+  }
+  return fd;
 }
 
-static void close_listener(uv_tcp_t **l) {
-  if (!*l) return;
-  uv_close((uv_handle_t *)*l, (uv_close_cb)free);
-  *l = NULL;
+static void close_listener(sl_listener *l) {
+  if (l->watch.fd < 0) return;
+  close(l->watch.fd); /* which takes it out of the poller's set */
+  l->watch = (sl_watch){.fd = -1};
+  l->paused = false;
 }
 
 /* Listens on port, or (like v3) the next free one after it; returns the
- * bound port, or a libuv error (negative). A handle that failed to bind is
- * closed and a new one made: libuv frees a handle's slot only in its close
- * callback. */
-static int listen_on(sl_server *s, uv_tcp_t **out, int port, uv_connection_cb cb) {
+ * bound port, or -errno. */
+static int listen_on(sl_server *s, sl_listener *l, int port, bool tcp) {
   for (int tries = 0;; tries++) {
-    uv_tcp_t *l = malloc(sizeof *l);
-    if (!l) return UV_ENOMEM;
-    uv_tcp_init(s->loop, l);
-    l->data = s;
-    int r = bind_port(s, l, port, cb);
-    if (r == 0) {
+    int fd = open_listener(s->cfg.host, port);
+    if (fd >= 0) {
+      *l = (sl_listener){.watch = {.fd = fd, .cb = on_listener_ready}, .server = s, .tcp = tcp};
       struct sockaddr_storage ss;
-      int len = sizeof ss;
-      uv_tcp_getsockname(l, (struct sockaddr *)&ss, &len);
-      *out = l;
-      return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+      socklen_t len = sizeof ss;
+      int r = getsockname(fd, (struct sockaddr *)&ss, &len) == 0 ? sl_poller_watch(&l->watch, EPOLLIN) : -errno;
+      if (r != 0) {
+        close_listener(l);
+        return r;
+      }
+      return ntohs(((struct sockaddr_in *)&ss)->sin_port); /* where sin6_port is too */
     }
-    close_listener(&l);
-    if (r != UV_EADDRINUSE || port == 0 || tries == MAX_PORT_TRIES) return r;
+    if (fd != -EADDRINUSE || port == 0 || tries == MAX_PORT_TRIES) return fd;
     sl_warn("port %d is in use, trying %d", port, port + 1);
     port++;
   }
@@ -261,16 +340,17 @@ static void open_io_batch(void) {
 
 int sl_server_start(sl_server *s) {
   open_io_batch();
-  int r = listen_on(s, &s->listener, s->cfg.port, on_ws_connection);
+  keep_spare();
+  int r = sl_poller_open(s->loop);
   if (r < 0) return r;
-  s->bound_port = r;
-  if (s->cfg.tcp_port >= 0) {
-    r = listen_on(s, &s->tcp_listener, s->cfg.tcp_port, on_tcp_connection);
-    if (r < 0) {
-      close_listener(&s->listener);
-      return r;
-    }
+  r = listen_on(s, &s->listener, s->cfg.port, false);
+  if (r >= 0) s->bound_port = r;
+  if (r >= 0 && s->cfg.tcp_port >= 0 && (r = listen_on(s, &s->tcp_listener, s->cfg.tcp_port, true)) >= 0)
     s->tcp_bound_port = r;
+  if (r < 0) {
+    close_listener(&s->listener);
+    sl_poller_close();
+    return r;
   }
 
   s->prepare.data = s->check.data = s->tick.data = s;
@@ -325,6 +405,8 @@ void sl_server_drain(sl_server *s, void (*drained)(sl_server *s, bool forced)) {
   if (!s->conns) finish_drain(s, false);
 }
 
+static void bury_at_close(uv_handle_t *h) { bury(h->data); }
+
 void sl_server_stop(sl_server *s) {
   if (!s->started || s->stopped) return;
   s->stopped = true;
@@ -336,11 +418,12 @@ void sl_server_stop(sl_server *s) {
   uv_close((uv_handle_t *)&s->tick, NULL);
   sl_busypoll_close(&s->busy);
   for (sl_conn *c = s->conns; c; c = c->next) sl_conn_abort(c);
-  /* prepare and check stay until the closing connections are gone. */
+  sl_poller_close();
+  /* The closed connections are freed once this call's callers are done. */
   uv_prepare_stop(&s->prepare);
   uv_check_stop(&s->check);
   uv_close((uv_handle_t *)&s->prepare, NULL);
-  uv_close((uv_handle_t *)&s->check, NULL);
+  uv_close((uv_handle_t *)&s->check, bury_at_close);
 }
 
 void sl_server_free(sl_server *s) {

@@ -45,17 +45,26 @@ typedef struct {
   uint64_t started_at; /* ms */
 } sl_stats;
 
+/* A listening socket; watch.fd is -1 when there is none. */
+typedef struct {
+  sl_watch watch;
+  sl_server *server;
+  bool tcp;    /* the binary TCP protocol, else HTTP and WebSocket */
+  bool paused; /* out of descriptors: accepting again on the next tick */
+} sl_listener;
+
 struct sl_server {
   uv_loop_t *loop;
   sl_config cfg;
-  uv_tcp_t *listener;     /* HTTP and WebSocket; NULL once closed */
-  uv_tcp_t *tcp_listener; /* the binary TCP protocol, when tcp_port >= 0 */
+  sl_listener listener;     /* HTTP and WebSocket */
+  sl_listener tcp_listener; /* the binary TCP protocol, when tcp_port >= 0 */
   bool started, stopped;
   int bound_port, tcp_bound_port;
 
   sl_map clients;       /* id -> registered sl_conn */
   sl_rooms rooms;
   sl_conn *conns;       /* every connection, any state */
+  sl_conn *closed;      /* closed connections, freed between loop phases */
   sl_conn *dirty;       /* connections with queued output */
   uv_prepare_t prepare; /* flush before the loop waits */
   uv_check_t check;     /* flush after the loop's I/O callbacks */
@@ -103,7 +112,10 @@ void sl_server_force(sl_server *s);
 /* A connection was freed (conn.c). */
 void sl_server_conn_freed(sl_server *s);
 
-/* Unlinks a connection being freed (conn.c's close callback). */
+/* A connection closed its socket (conn.c): it is freed when no caller can
+ * still hold it, after the loop phase. */
+void sl_server_closed(sl_server *s, sl_conn *c);
+/* Unlinks a connection being freed (sl_conn_free). */
 void sl_server_forget(sl_server *s, sl_conn *c);
 void sl_server_flush(sl_server *s);
 /* Runs the turn's io_uring batch (iobatch.h); says so if io_uring gave up. */
