@@ -6,7 +6,7 @@
 
 #include "log.h"
 
-#define EVENTS_PER_WAIT 256
+#define EVENTS_PER_WAIT 1024 /* as libuv takes */
 
 typedef struct {
   uv_poll_t handle;
@@ -24,18 +24,18 @@ static void take_events(uv_poll_t *h, int status, int events) {
     sl_error("epoll set: %s", uv_strerror(status));
     return;
   }
+  /* One batch per loop turn: the sockets it leaves out are still ready
+   * next turn (level-triggered), and those it read are then read. Taking
+   * more now would find the same sockets again, their reads not yet run. */
   struct epoll_event ev[EVENTS_PER_WAIT];
-  int n;
-  do {
-    n = epoll_wait(es->fd, ev, EVENTS_PER_WAIT, 0);
-    /* A callback may close other sockets of this batch: their owners
-     * outlive the batch (connections are freed between loop phases,
-     * listeners belong to the server) and ignore events once closed. */
-    for (int i = 0; i < n; i++) {
-      sl_watch *w = ev[i].data.ptr;
-      w->cb(w, ev[i].events);
-    }
-  } while (n == EVENTS_PER_WAIT);
+  int n = epoll_wait(es->fd, ev, EVENTS_PER_WAIT, 0);
+  /* A callback may close other sockets of this batch: their owners
+   * outlive the batch (connections are freed between loop phases,
+   * listeners belong to the server) and ignore events once closed. */
+  for (int i = 0; i < n; i++) {
+    sl_watch *w = ev[i].data.ptr;
+    w->cb(w, ev[i].events);
+  }
 }
 
 int sl_poller_open(uv_loop_t *loop) {

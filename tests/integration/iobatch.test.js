@@ -136,6 +136,15 @@ for (const mode of MODES) {
       await pipelined(clients, 3, (c, d) => c.emit('echo', d), async (c) => (await c.next('echo', 5000)).data);
     });
 
+    await t.test('1100 clients ready in the same turn (more than one epoll batch takes) are all answered', async () => {
+      const h = await setup(t, mode);
+      const clients = [];
+      for (let i = 0; i < 1100; i += 100) clients.push(...await Promise.all(Array.from({ length: 100 }, () => h.ws())));
+      clients[0].emit('stall', 300); // meanwhile every other client's echo arrives
+      await sleep(50);
+      await pipelined(clients.slice(1), 1, (c, d) => c.emit('echo', d), async (c) => (await c.next('echo', 10000)).data);
+    });
+
     await t.test('clients that hang up or reset are let go; the rest are served', async () => {
       const h = await setup(t, mode);
       const watcher = await h.ws();
