@@ -58,7 +58,7 @@ void sl_app_info_number(lua_State *L, const char *key, double value);
 /* SL_HOOK_VETO when the hook returned false; errors are logged. */
 sl_hook_result sl_app_call_hook(lua_State *L, sl_hook hook, const char *client_id);
 
-/* From the connection's close callback: rooms, client table, onDisconnect. */
+/* When the connection is freed: rooms, client table, onDisconnect. */
 void sl_app_client_gone(sl_conn *c);
 
 /* Joins or leaves a room on the client's behalf; replies as v3 does when

@@ -3,7 +3,7 @@
  *
  * Ownership: the server allocates a connection on accept. Closing it closes
  * the socket at once; the connection is freed later, between loop phases
- * (sl_server_bury), never while a caller up the stack (a Lua handler,
+ * (server.c), never while a caller up the stack (a Lua handler,
  * wslay, an event of the same epoll batch) may still hold it. Contexts
  * (sl_ctx) pointing at it are detached there. */
 #ifndef SL_CONN_H
@@ -143,7 +143,7 @@ sl_conn *sl_conn_new(sl_server *s, int fd);
  * while a send waits); 0 or -errno. */
 int sl_conn_watch(sl_conn *c);
 /* Frees a closed connection: onDisconnect, rooms, buffers. The server
- * calls it between loop phases (sl_server_bury). */
+ * calls it between loop phases. */
 void sl_conn_free(sl_conn *c);
 /* Queues a message; returns 0, or -1 when the connection no longer sends. */
 int sl_conn_send(sl_conn *c, sl_msg *m);

@@ -11,8 +11,10 @@
  * set's descriptor, and when it is readable the set's events are taken and
  * each watch's callback runs. Level-triggered, as libuv is: a socket is
  * watched for input while it is read, for output only while a send waits
- * for room, and left out of the set when neither. Single-threaded: the
- * loop's thread. */
+ * for room, and left out of the set when neither. Closing a socket takes
+ * it out of the set: its descriptor is close-on-exec and the process never
+ * forks without an exec (popen and system suspend it until then), so no
+ * other process holds it open. Single-threaded: the loop's thread. */
 #ifndef SL_POLLER_H
 #define SL_POLLER_H
 
