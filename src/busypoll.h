@@ -8,16 +8,13 @@
 #define SL_BUSYPOLL_H
 
 #include <stdint.h>
-#include <uv.h>
 
 typedef struct {
-  uv_idle_t idle;          /* active: libuv polls with a zero timeout */
-  uint64_t window_ns;      /* 0: off */
-  uint64_t last_read_ns;   /* when a turn last read */
-  uint64_t reads_seen;     /* sl_reads_count() at that turn */
+  uint64_t window_ns;  /* 0: off */
+  uint64_t reads_seen; /* sl_reads_count() at the last turn that read */
 } sl_busypoll;
 
-void sl_busypoll_init(sl_busypoll *b, uv_loop_t *loop);
+void sl_busypoll_init(sl_busypoll *b);
 /* Once a turn, after its reads: a turn that read keeps the loop awake for
  * window_us more (the option's value now, so a change applies at once). */
 void sl_busypoll_turn(sl_busypoll *b, uint32_t window_us, uint64_t reads);

@@ -9,6 +9,7 @@
 #include "iobatch.h"
 #include "log.h"
 #include "lua_vm.h"
+#include "poller.h"
 #include "reload.h"
 #include "server.h"
 #include "timer.h"
@@ -126,7 +127,7 @@ int main(int argc, char **argv) {
   if (status == 0 && check) printf("%s: ok\n", script);
   if (status == 0 && !check) sl_reload_init(script);
   if (status != 0 || check) stop_everything();
-  uv_run(loop, UV_RUN_DEFAULT);
+  sl_poller_run(loop);
   if (!uv_is_closing((uv_handle_t *)&sigint_h)) stop_everything();
   uv_run(loop, UV_RUN_DEFAULT);
   sl_vm_close();

@@ -2,86 +2,108 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "log.h"
 
 #define EVENTS_PER_WAIT 1024 /* as libuv takes */
 
-typedef struct {
-  uv_poll_t handle;
-  int fd;
-} epoll_set;
-
 /* Shared by every server of the process; made by the first to start. */
-static epoll_set *set;
-static unsigned users;
+static struct {
+  int fd; /* the epoll set; -1 when none */
+  unsigned users;
+  sl_watch libuv; /* libuv's own epoll descriptor, a member of ours */
+  bool libuv_ready;
+  uint64_t spin_until_ns; /* busy polling until then (uv_hrtime) */
+  sl_turn_hook *hooks;
+} set = {.fd = -1};
 
-static void take_events(uv_poll_t *h, int status, int events) {
-  (void)events;
-  epoll_set *es = h->data;
-  if (status < 0) {
-    sl_error("epoll set: %s", uv_strerror(status));
-    return;
-  }
-  /* One batch per loop turn: the sockets it leaves out are still ready
-   * next turn (level-triggered), and those it read are then read. Taking
-   * more now would find the same sockets again, their reads not yet run. */
-  struct epoll_event ev[EVENTS_PER_WAIT];
-  int n = epoll_wait(es->fd, ev, EVENTS_PER_WAIT, 0);
-  /* A callback may close other sockets of this batch: their owners
-   * outlive the batch (connections are freed between loop phases,
-   * listeners belong to the server) and ignore events once closed. */
-  for (int i = 0; i < n; i++) {
-    sl_watch *w = ev[i].data.ptr;
-    w->cb(w, ev[i].events);
-  }
+static void libuv_readable(sl_watch *w, uint32_t events) {
+  (void)w, (void)events;
+  set.libuv_ready = true;
 }
 
 int sl_poller_open(uv_loop_t *loop) {
-  if (set) {
-    users++;
+  if (set.fd >= 0) {
+    set.users++;
     return 0;
   }
-  epoll_set *es = malloc(sizeof *es);
-  if (!es) return UV_ENOMEM;
-  es->fd = epoll_create1(EPOLL_CLOEXEC);
-  if (es->fd < 0) {
-    int r = -errno;
-    free(es);
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) return -errno;
+  set.fd = fd;
+  set.libuv = (sl_watch){.fd = uv_backend_fd(loop), .cb = libuv_readable};
+  int r = sl_poller_watch(&set.libuv, EPOLLIN);
+  if (r != 0) {
+    close(fd);
+    set.fd = -1;
     return r;
   }
-  int r = uv_poll_init(loop, &es->handle, es->fd);
-  if (r != 0) { /* before the handle joined the loop */
-    close(es->fd);
-    free(es);
-    return r;
-  }
-  es->handle.data = es;
-  uv_poll_start(&es->handle, UV_READABLE, take_events); /* refuses only unknown event bits */
-  set = es;
-  users = 1;
+  set.users = 1;
   return 0;
 }
 
-static void free_set(uv_handle_t *h) {
-  epoll_set *es = h->data;
-  close(es->fd);
-  free(es);
-}
-
 void sl_poller_close(void) {
-  if (!set || --users) return;
-  uv_close((uv_handle_t *)&set->handle, free_set);
-  set = NULL;
+  if (set.fd < 0 || --set.users) return;
+  close(set.fd);
+  set.fd = -1;
+  set.spin_until_ns = 0;
 }
 
 int sl_poller_watch(sl_watch *w, uint32_t events) {
   if (events == w->events) return 0;
-  if (!set) return -EBADF;
+  if (set.fd < 0) return -EBADF;
   int op = !w->events ? EPOLL_CTL_ADD : !events ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
   struct epoll_event ev = {.events = events, .data.ptr = w};
-  if (epoll_ctl(set->fd, op, w->fd, &ev) != 0) return -errno;
+  if (epoll_ctl(set.fd, op, w->fd, &ev) != 0) return -errno;
   w->events = events;
   return 0;
+}
+
+void sl_poller_hook(sl_turn_hook *h) {
+  h->next = set.hooks;
+  set.hooks = h;
+}
+
+void sl_poller_unhook(sl_turn_hook *h) {
+  sl_turn_hook **p = &set.hooks;
+  while (*p && *p != h) p = &(*p)->next;
+  if (*p) *p = h->next;
+}
+
+void sl_poller_spin_until(uint64_t ns) { set.spin_until_ns = ns; }
+
+/* One wait in the set (as long as libuv has nothing due, or not at all
+ * while busy polling) and what it brought. */
+static void take_events(uv_loop_t *loop) {
+  uv_update_time(loop);
+  int timeout = uv_backend_timeout(loop);
+  if (set.spin_until_ns && uv_hrtime() < set.spin_until_ns) timeout = 0;
+  struct epoll_event ev[EVENTS_PER_WAIT];
+  int n = epoll_wait(set.fd, ev, EVENTS_PER_WAIT, timeout);
+  if (n < 0 && errno != EINTR) sl_error("epoll_wait: %s", strerror(errno));
+  uv_update_time(loop); /* timers started by what comes count from now, as in libuv's own poll */
+  set.libuv_ready = false;
+  /* A callback may close other sockets of this batch: their owners
+   * outlive the batch (connections are freed between loop phases,
+   * listeners belong to the server) and ignore events once closed. */
+  bool ours = false;
+  for (int i = 0; i < n; i++) {
+    sl_watch *w = ev[i].data.ptr;
+    ours |= w != &set.libuv;
+    w->cb(w, ev[i].events);
+  }
+  /* The turn's end, as the servers' check hooks would have run it. */
+  for (sl_turn_hook *h = set.hooks; ours && h; h = h->next) h->fn(h->arg);
+}
+
+void sl_poller_run(uv_loop_t *loop) {
+  for (;;) {
+    if (set.fd < 0) { /* no server runs: libuv waits, until one starts or all is done */
+      if (!uv_run(loop, UV_RUN_ONCE)) return;
+      continue;
+    }
+    take_events(loop);
+    if (set.libuv_ready || uv_backend_timeout(loop) == 0) uv_run(loop, UV_RUN_NOWAIT);
+  }
 }

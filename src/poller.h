@@ -7,14 +7,17 @@
  * anyway. A handshake pays five calls through libuv, three here (accept4,
  * epoll_ctl, close).
  *
- * One epoll set of our own holds every such socket; libuv watches that
- * set's descriptor, and when it is readable the set's events are taken and
- * each watch's callback runs. Level-triggered, as libuv is: a socket is
- * watched for input while it is read, for output only while a send waits
- * for room, and left out of the set when neither. Closing a socket takes
- * it out of the set: its descriptor is close-on-exec and the process never
- * forks without an exec (popen and system suspend it until then), so no
- * other process holds it open. Single-threaded: the loop's thread. */
+ * One epoll set of our own holds every such socket, and libuv's own epoll
+ * descriptor besides: the process waits in this set (sl_poller_run), and
+ * lets libuv run a turn only when its descriptor is readable or a timer
+ * or other work of its is due, so a wake-up for a socket costs one
+ * epoll_wait, not libuv's and then ours. Level-triggered, as libuv is: a
+ * socket is watched for input while it is read, for output only while a
+ * send waits for room, and left out of the set when neither. Closing a
+ * socket takes it out of the set: its descriptor is close-on-exec and the
+ * process never forks without an exec (popen and system suspend it until
+ * then), so no other process holds it open. Single-threaded: the loop's
+ * thread. */
 #ifndef SL_POLLER_H
 #define SL_POLLER_H
 
@@ -33,14 +36,32 @@ struct sl_watch {
   sl_watch_cb cb;
 };
 
-/* Makes the set and has loop watch it; 0 or a libuv error. */
+/* Runs after the events of a wait have been handled: the end of a loop
+ * turn (a server's batched reads, flush and frees), as its check hook does
+ * in the turns libuv runs. */
+typedef struct sl_turn_hook {
+  void (*fn)(void *arg);
+  void *arg;
+  struct sl_turn_hook *next;
+} sl_turn_hook;
+
+/* Makes the set (the first server) or counts another user; 0 or -errno. */
 int sl_poller_open(uv_loop_t *loop);
-/* Stops watching; sockets still in the set stay open (their owners close them). */
+/* The last user gone, the set is closed; sockets still in it stay open
+ * (their owners close them). */
 void sl_poller_close(void);
 /* Watches w->fd for events (EPOLLIN, EPOLLOUT; 0: not at all), adding it
  * to the set, changing or removing it only when that differs from what it
  * was. 0 or -errno. A socket also leaves the set when it is closed: then
  * set w->events to 0 with it. */
 int sl_poller_watch(sl_watch *w, uint32_t events);
+void sl_poller_hook(sl_turn_hook *h);
+void sl_poller_unhook(sl_turn_hook *h);
+/* Busy polling (busypoll.h): no sleeping in the set until then (uv_hrtime
+ * nanoseconds; 0: sleep as usual). */
+void sl_poller_spin_until(uint64_t ns);
+/* Runs loop until nothing keeps it alive: in the set while a server runs,
+ * in libuv alone otherwise. */
+void sl_poller_run(uv_loop_t *loop);
 
 #endif

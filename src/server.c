@@ -115,14 +115,18 @@ static void on_prepare(uv_prepare_t *h) {
   sl_server_flush(h->data);
 }
 
-/* After the poll: the turn's reads, what they set off, then the writes. */
-static void on_check(uv_check_t *h) {
-  sl_server *s = h->data;
+/* After the poll: the turn's reads, what they set off, then the writes,
+ * then the frees and what their onDisconnect handlers sent. */
+static void end_turn(void *server) {
+  sl_server *s = server;
   sl_reads_run();
   sl_server_flush(s);
-  bury(s); /* what its onDisconnect handlers send goes in the prepare's flush */
+  bury(s);
+  sl_server_flush(s);
   sl_busypoll_turn(&s->busy, s->cfg.busy_poll_us, sl_reads_count());
 }
+
+static void on_check(uv_check_t *h) { end_turn(h->data); }
 
 static void resume_listener(sl_listener *l);
 
@@ -360,7 +364,9 @@ int sl_server_start(sl_server *s) {
   uv_check_start(&s->check, on_check);
   uv_timer_init(s->loop, &s->tick);
   uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
-  sl_busypoll_init(&s->busy, s->loop);
+  sl_busypoll_init(&s->busy);
+  s->turn = (sl_turn_hook){.fn = end_turn, .arg = s};
+  sl_poller_hook(&s->turn);
   s->next_ping = sl_now_ms() + s->cfg.heartbeat_interval;
   s->stats.started_at = sl_now_ms();
   s->started = true;
@@ -418,6 +424,7 @@ void sl_server_stop(sl_server *s) {
   uv_close((uv_handle_t *)&s->tick, NULL);
   sl_busypoll_close(&s->busy);
   for (sl_conn *c = s->conns; c; c = c->next) sl_conn_abort(c);
+  sl_poller_unhook(&s->turn);
   sl_poller_close();
   /* The closed connections are freed once this call's callers are done. */
   uv_prepare_stop(&s->prepare);

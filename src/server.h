@@ -70,6 +70,7 @@ struct sl_server {
   uv_check_t check;     /* flush after the loop's I/O callbacks */
   uv_timer_t tick;      /* timeouts and heartbeats */
   sl_busypoll busy;     /* the loop awake after reads, when busyPoll is set */
+  sl_turn_hook turn;    /* the check hook's work after the poller's own waits */
   uint64_t next_ping;
   sl_stats stats;
   struct sl_tls_ctx *tls; /* both listeners speak TLS when set */
