@@ -4,7 +4,8 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const { apiServer, poll } = require('./apihelp');
-const { tryConnect, withTimeout } = require('./harness');
+const { tryConnect, withTimeout, startServer, connect, fixture } = require('./harness');
+const { tcpConnect } = require('./tcpwire');
 
 
 test('server methods', async (t) => {
@@ -101,4 +102,18 @@ test('server methods', async (t) => {
     assert.doesNotMatch(h.server.logs(), /handler error/);
     assert.strictEqual(await tryConnect(h.port), 'ECONNREFUSED');
   });
+});
+
+test('a server started from a timer, after the script ran, serves WebSocket and TCP clients', async (t) => {
+  const server = await startServer(fixture('late_start.lua'));
+  t.after(() => server.stop());
+  const ws = await connect(server.port);
+  ws.emit('echo', 'late');
+  assert.strictEqual((await ws.next('echo')).data, 'late');
+  await ws.close();
+  const tcpPort = Number((await server.waitForLog(/listening on port (\d+) \(tcp\)/))[1]);
+  const tcp = await tcpConnect(tcpPort);
+  t.after(() => tcp.sock.destroy());
+  tcp.emit('echo', 'late too');
+  assert.strictEqual((await tcp.next('echo')).json(), 'late too');
 });
