@@ -261,7 +261,9 @@ static void on_listener_ready(sl_watch *w, uint32_t events) {
       continue; /* that client gave up (ECONNABORTED, EPROTO...): the next */
     }
     sl_conn *c = add_conn(l->server, fd, &peer);
-    if (c) l->tcp ? start_tcp(c) : start_ws(c);
+    if (!c) continue;
+    if (l->tcp) start_tcp(c);
+    else start_ws(c);
   }
 }
 
