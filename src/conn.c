@@ -267,6 +267,7 @@ void sl_conn_abort(sl_conn *c) {
   if (c->state == SL_CONN_CLOSED) return;
   c->state = SL_CONN_CLOSED;
   sl_reads_forget(c);
+  sl_poller_forget(&c->watch);
   close(c->watch.fd); /* which also takes it out of the poller's set */
   c->watch.events = 0;
   sl_server_closed(c->server, c);

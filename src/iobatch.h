@@ -1,4 +1,5 @@
-/* A loop turn's socket reads, and then its writes, each in one system call.
+/* A loop turn's socket reads (and new sockets' epoll registrations), and
+ * then its writes, each in one system call.
  *
  * On the VMs this server is measured on a system call costs microseconds
  * before it does anything, and a turn under load reads from and writes to
@@ -19,6 +20,7 @@
 #define SL_IOBATCH_H
 
 #include <stdbool.h>
+#include <sys/epoll.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -43,13 +45,18 @@ int sl_iobatch_read(int fd, void *buf, size_t len, sl_iobatch_done done, void *o
 /* Adds a send of bufs (the list is copied; the bytes must stay valid until
  * done runs). Returns a ticket, or -1: send it yourself. */
 int sl_iobatch_send(int fd, const uv_buf_t *bufs, unsigned n, sl_iobatch_done done, void *owner);
+/* Adds an epoll_ctl (op on fd in the set epfd; *ev is copied). Returns a
+ * ticket, or -1: do it yourself. Refused by the kernel it reports -EAGAIN
+ * like the rest: then too. */
+int sl_iobatch_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *ev, sl_iobatch_done done, void *owner);
 /* Takes back an operation not yet submitted (its socket is closing, and
  * its number could be reused before the submit): it never runs or reports. */
 void sl_iobatch_cancel(int ticket);
 /* Runs everything added; each done runs once, in no set order, and may not
  * add to the batch (adds say no meanwhile). Returns -1 when the kernel
  * refused operations, which are then reported as -EAGAIN, and batching is
- * off from now on; else 0. */
+ * off from now on; else 0. Called from a done callback, does nothing: that
+ * batch is running. */
 int sl_iobatch_submit(void);
 
 #endif

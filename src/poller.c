@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "iobatch.h"
 #include "log.h"
 
 #define EVENTS_PER_WAIT 1024 /* as libuv takes */
@@ -50,12 +51,38 @@ void sl_poller_close(void) {
   set.spin_until_ns = 0;
 }
 
+void sl_poller_forget(sl_watch *w) {
+  if (!w->batched) return;
+  sl_iobatch_cancel(w->batched - 1);
+  w->batched = 0;
+  w->events = 0;
+}
+
 int sl_poller_watch(sl_watch *w, uint32_t events) {
+  if (w->batched && events != w->events) sl_poller_forget(w); /* changed before the batch ran: now */
   if (events == w->events) return 0;
   if (set.fd < 0) return -EBADF;
   int op = !w->events ? EPOLL_CTL_ADD : !events ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
   struct epoll_event ev = {.events = events, .data.ptr = w};
   if (epoll_ctl(set.fd, op, w->fd, &ev) != 0) return -errno;
+  w->events = events;
+  return 0;
+}
+
+static void added(void *watch, ssize_t result) {
+  sl_watch *w = watch;
+  w->batched = 0;
+  if (result == 0) return;
+  w->events = 0; /* not in the set; the owner tries again, or gives up */
+  w->cb(w, EPOLLERR);
+}
+
+int sl_poller_watch_soon(sl_watch *w, uint32_t events) {
+  if (w->events || !events || set.fd < 0) return sl_poller_watch(w, events);
+  struct epoll_event ev = {.events = events, .data.ptr = w};
+  int ticket = sl_iobatch_epoll_ctl(set.fd, EPOLL_CTL_ADD, w->fd, &ev, added, w);
+  if (ticket < 0) return sl_poller_watch(w, events);
+  w->batched = ticket + 1;
   w->events = events;
   return 0;
 }

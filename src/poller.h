@@ -33,6 +33,7 @@ typedef void (*sl_watch_cb)(sl_watch *w, uint32_t events);
 struct sl_watch {
   int fd;
   uint32_t events; /* what the set watches it for; 0: not in the set */
+  int batched;     /* its addition waits in the turn's io_uring batch: ticket + 1; 0: none */
   sl_watch_cb cb;
 };
 
@@ -55,6 +56,13 @@ void sl_poller_close(void);
  * was. 0 or -errno. A socket also leaves the set when it is closed: then
  * set w->events to 0 with it. */
 int sl_poller_watch(sl_watch *w, uint32_t events);
+/* The same for a socket not yet in the set, whose addition may wait for
+ * the turn's io_uring batch (iobatch.h; run at the turn's end, a system
+ * call less per connection). Should it fail there, w's callback gets
+ * EPOLLERR with w out of the set. */
+int sl_poller_watch_soon(sl_watch *w, uint32_t events);
+/* Before w's socket is closed: an addition still waiting is taken back. */
+void sl_poller_forget(sl_watch *w);
 void sl_poller_hook(sl_turn_hook *h);
 void sl_poller_unhook(sl_turn_hook *h);
 /* Busy polling (busypoll.h): no sleeping in the set until then (uv_hrtime

@@ -80,6 +80,13 @@ int sl_reads_start(sl_conn *c) {
   return sl_conn_watch(c);
 }
 
+int sl_reads_begin(sl_conn *c) {
+  c->reading = true;
+  int r = sl_poller_watch_soon(&c->watch, EPOLLIN);
+  if (r == 0 && c->read_pending < 0) join_batch(c); /* only where it costs no call of its own */
+  return r;
+}
+
 int sl_reads_stop(sl_conn *c) {
   c->reading = false;
   return sl_conn_watch(c);

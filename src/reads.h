@@ -11,6 +11,10 @@
 /* (Re)starts or pauses reading c (the poller watches it for input or
  * not); 0 or -errno. */
 int sl_reads_start(sl_conn *c);
+/* Starts reading a new connection: its registration with the poller and
+ * a first read join the turn's batch (clients speak first, and on loopback
+ * the request is often there by the accept). 0 or -errno. */
+int sl_reads_begin(sl_conn *c);
 int sl_reads_stop(sl_conn *c);
 /* c's socket is readable: it is read in this turn. */
 void sl_reads_ready(sl_conn *c);

@@ -93,6 +93,7 @@ void sl_server_flush(sl_server *s) {
     }
     sl_server_submit_batch();
   }
+  sl_server_submit_batch(); /* what else waits for the turn's batch: new sockets' registrations */
 }
 
 void sl_server_closed(sl_server *s, sl_conn *c) {
@@ -204,14 +205,14 @@ static void start_tcp_protocol(sl_conn *c) { sl_tcp_attach(c); }
 static void start_ws(sl_conn *c) {
   if (c->server->tls) sl_tls_attach(c, c->server->tls, sl_http_attach);
   else sl_http_attach(c);
-  if (c->state != SL_CONN_CLOSED && sl_reads_start(c) != 0) sl_conn_abort(c);
+  if (c->state != SL_CONN_CLOSED && sl_reads_begin(c) != 0) sl_conn_abort(c);
 }
 
 static void start_tcp(sl_conn *c) {
   if (c->server->tls) sl_tls_attach(c, c->server->tls, start_tcp_protocol);
   else sl_tcp_attach(c);
   /* A client whose middleware still decides is read once it is accepted. */
-  if (c->state != SL_CONN_PENDING && c->state != SL_CONN_CLOSED && sl_reads_start(c) != 0) sl_conn_abort(c);
+  if (c->state != SL_CONN_PENDING && c->state != SL_CONN_CLOSED && sl_reads_begin(c) != 0) sl_conn_abort(c);
 }
 
 /* A descriptor held back for the moment there are none: a client that

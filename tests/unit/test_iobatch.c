@@ -3,6 +3,7 @@
  * an empty one, a gone peer, taking an operation back, and the limits. */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -166,6 +167,28 @@ static void test_batch_of_one(void) {
   close(fds[0]);
 }
 
+/* An epoll registration joins the batch: nothing is watched before the
+ * submit, the socket is after it, and a second one reports -EEXIST. */
+static void test_epoll_ctl(void) {
+  int fds[2], ep = epoll_create1(EPOLL_CLOEXEC);
+  if (!CHECK(ep >= 0) || !CHECK(open_pair(fds))) return;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7}, got;
+  outcome added = {0}, again = {0};
+  CHECK(sl_iobatch_epoll_ctl(ep, EPOLL_CTL_ADD, fds[0], &ev, record, &added) >= 0);
+  CHECK(sl_iobatch_epoll_ctl(ep, EPOLL_CTL_ADD, fds[0], &ev, record, &again) >= 0);
+  ev.data.u64 = 8; /* the batch keeps its own copy */
+  CHECK_EQ_INT(write(fds[1], "x", 1), 1);
+  CHECK_EQ_INT(epoll_wait(ep, &got, 1, 0), 0);
+  CHECK_EQ_INT(sl_iobatch_submit(), 0);
+  CHECK_EQ_INT(added.calls, 1);
+  CHECK_EQ_INT(added.result, 0);
+  CHECK_EQ_INT(again.result, -EEXIST);
+  CHECK_EQ_INT(epoll_wait(ep, &got, 1, 0), 1);
+  CHECK_EQ_INT(got.data.u64, 7);
+  close_pair(fds);
+  close(ep);
+}
+
 /* Adds from a done callback are refused (the caller does it itself). */
 static int refused_adds;
 static void add_from_done(void *owner, ssize_t result) {
@@ -241,6 +264,7 @@ int main(void) {
     test_reads();
     test_cancel();
     test_batch_of_one();
+    test_epoll_ctl();
     test_no_adds_while_reporting();
     test_limits();
   }
