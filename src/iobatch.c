@@ -1,3 +1,5 @@
+#define _GNU_SOURCE /* accept4 */
+
 #include "iobatch.h"
 
 #include <errno.h>
@@ -12,7 +14,13 @@
 #define IOV_POOL (RING_ENTRIES * 8)
 #define SUBMIT_TRIES 16
 
-typedef enum { OP_READ, OP_SEND, OP_EPOLL_CTL } op_kind;
+typedef enum { OP_READ, OP_SEND, OP_EPOLL_CTL, OP_ACCEPT } op_kind;
+
+/* Not in liburing 2.3's header: an accept that answers -EAGAIN at once
+ * when no connection waits, instead of waiting for one (Linux 6.10). */
+#ifndef IORING_ACCEPT_DONTWAIT
+#define IORING_ACCEPT_DONTWAIT (1U << 1)
+#endif
 
 typedef struct {
   sl_iobatch_done done; /* NULL once cancelled */
@@ -22,6 +30,8 @@ typedef struct {
   void *buf; /* a read's */
   size_t len;
   struct msghdr msg; /* a send's */
+  struct sockaddr *addr; /* an accept's */
+  socklen_t *addr_len;
   int epfd, epoll_op; /* an epoll_ctl's */
   struct epoll_event ev;
 } slot;
@@ -101,6 +111,16 @@ int sl_iobatch_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *ev,
   return ticket;
 }
 
+int sl_iobatch_accept(int fd, struct sockaddr *addr, socklen_t *len, sl_iobatch_done done, void *owner) {
+  int ticket;
+  slot *s = take_slot(fd, done, owner, &ticket);
+  if (!s) return -1;
+  s->op = OP_ACCEPT;
+  s->addr = addr;
+  s->addr_len = len;
+  return ticket;
+}
+
 void sl_iobatch_cancel(int ticket) {
   if (ticket >= 0 && (unsigned)ticket < batch.count && !batch.reaping) batch.slots[ticket].done = NULL;
 }
@@ -114,6 +134,7 @@ static ssize_t run_directly(const slot *s) {
   struct epoll_event ev = s->ev;
   ssize_t r = s->op == OP_SEND   ? sendmsg(s->fd, &s->msg, MSG_DONTWAIT | MSG_NOSIGNAL)
               : s->op == OP_READ ? recv(s->fd, s->buf, s->len, MSG_DONTWAIT)
+              : s->op == OP_ACCEPT ? accept4(s->fd, s->addr, s->addr_len, SOCK_NONBLOCK | SOCK_CLOEXEC)
                                  : epoll_ctl(s->epfd, s->epoll_op, s->fd, &ev);
   return r < 0 ? -errno : r;
 }
@@ -131,7 +152,11 @@ static unsigned prepare(unsigned *live) {
     if (!sqe) continue; /* reported as refused */
     if (s->op == OP_SEND) io_uring_prep_sendmsg(sqe, s->fd, &s->msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     else if (s->op == OP_READ) io_uring_prep_recv(sqe, s->fd, s->buf, s->len, MSG_DONTWAIT);
-    else io_uring_prep_epoll_ctl(sqe, s->epfd, s->fd, s->epoll_op, &s->ev);
+    else if (s->op == OP_EPOLL_CTL) io_uring_prep_epoll_ctl(sqe, s->epfd, s->fd, s->epoll_op, &s->ev);
+    else {
+      io_uring_prep_accept(sqe, s->fd, s->addr, s->addr_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      sqe->ioprio |= IORING_ACCEPT_DONTWAIT;
+    }
     io_uring_sqe_set_data(sqe, s);
     n++;
   }

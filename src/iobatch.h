@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -49,6 +50,12 @@ int sl_iobatch_send(int fd, const uv_buf_t *bufs, unsigned n, sl_iobatch_done do
  * ticket, or -1: do it yourself. Refused by the kernel it reports -EAGAIN
  * like the rest: then too. */
 int sl_iobatch_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *ev, sl_iobatch_done done, void *owner);
+/* Adds an accept (non-blocking, close-on-exec) on the listening socket fd,
+ * the peer's address into addr and *len, which must stay valid until done
+ * runs: the new descriptor, -EAGAIN when no connection waits, or -EINVAL
+ * from kernels before 6.10, which cannot accept without waiting here.
+ * Returns a ticket, or -1: accept yourself. */
+int sl_iobatch_accept(int fd, struct sockaddr *addr, socklen_t *len, sl_iobatch_done done, void *owner);
 /* Takes back an operation not yet submitted (its socket is closing, and
  * its number could be reused before the submit): it never runs or reports. */
 void sl_iobatch_cancel(int ticket);

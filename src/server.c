@@ -1,11 +1,6 @@
-#define _GNU_SOURCE /* accept4 */
-
 #include "server.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,9 +19,6 @@
 
 #define TICK_MS 100
 #define IDLE_MS 1000 /* a connection quiet this long gives back its parser state */
-#define MAX_PORT_TRIES 20
-#define ACCEPTS_PER_EVENT 64 /* then the other sockets' events get their turn */
-#define BACKLOG 511
 
 uint64_t sl_now_ms(void) { return uv_hrtime() / 1000000; }
 
@@ -84,7 +76,7 @@ void sl_server_submit_batch(void) {
 /* Every connection written to this turn sends in one batch (iobatch.h),
  * as many batches as it takes. */
 void sl_server_flush(sl_server *s) {
-  while (s->dirty) {
+  do { /* a batch also runs what else waits for it, whose reads may write */
     while (s->dirty && !sl_iobatch_full()) {
       sl_conn *c = s->dirty;
       s->dirty = c->dirty_next;
@@ -92,8 +84,7 @@ void sl_server_flush(sl_server *s) {
       sl_conn_flush_batched(c);
     }
     sl_server_submit_batch();
-  }
-  sl_server_submit_batch(); /* what else waits for the turn's batch: new sockets' registrations */
+  } while (s->dirty);
 }
 
 void sl_server_closed(sl_server *s, sl_conn *c) {
@@ -121,6 +112,8 @@ static void on_prepare(uv_prepare_t *h) {
 static void end_turn(void *server) {
   sl_server *s = server;
   sl_reads_run();
+  sl_server_submit_batch(); /* accepts, when no read needed it */
+  sl_accept_run();
   sl_server_flush(s);
   bury(s);
   sl_server_flush(s);
@@ -129,7 +122,6 @@ static void end_turn(void *server) {
 
 static void on_check(uv_check_t *h) { end_turn(h->data); }
 
-static void resume_listener(sl_listener *l);
 
 /* A quiet client gives back what can be made again on its next message:
  * its reusable ctx (a waiting handler keeps its own) and parser state. */
@@ -143,8 +135,8 @@ static void on_tick(uv_timer_t *t) {
   sl_server *s = t->data;
   uint64_t now = sl_now_ms();
   sl_reads_tick(now);
-  resume_listener(&s->listener);
-  resume_listener(&s->tcp_listener);
+  sl_listener_resume(&s->listener);
+  sl_listener_resume(&s->tcp_listener);
   bool ping = s->cfg.heartbeat_interval && now >= s->next_ping;
   if (ping) { /* keep the rhythm: a late tick does not push every later ping */
     s->next_ping += s->cfg.heartbeat_interval;
@@ -215,57 +207,11 @@ static void start_tcp(sl_conn *c) {
   if (c->state != SL_CONN_PENDING && c->state != SL_CONN_CLOSED && sl_reads_begin(c) != 0) sl_conn_abort(c);
 }
 
-/* A descriptor held back for the moment there are none: a client that
- * cannot be served is then accepted with it and closed at once, rather
- * than left waiting in the backlog (libuv does the same). */
-static int spare_fd = -1;
-
-static void keep_spare(void) {
-  if (spare_fd < 0) spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-}
-
-/* Out of descriptors (or memory): the waiting clients are turned away, and
- * without a spare the listener rests until the next tick, instead of
- * waking the loop for an accept that cannot succeed. */
-static void out_of_descriptors(sl_listener *l, int err) {
-  sl_warn("accept failed: %s", strerror(err));
-  if (spare_fd >= 0) {
-    close(spare_fd);
-    spare_fd = -1;
-    for (int i = 0, fd; i < ACCEPTS_PER_EVENT && (fd = accept4(l->watch.fd, NULL, NULL, SOCK_CLOEXEC)) >= 0; i++)
-      close(fd);
-    keep_spare();
-    if (spare_fd >= 0) return;
-  }
-  if (sl_poller_watch(&l->watch, 0) == 0) l->paused = true;
-}
-
-static void resume_listener(sl_listener *l) {
-  if (!l->paused || l->watch.fd < 0) return;
-  keep_spare();
-  if (sl_poller_watch(&l->watch, EPOLLIN) == 0) l->paused = false;
-}
-
-/* The kernel gives the peer's address with the socket, and makes it
- * non-blocking: no getpeername, no ioctl. */
-static void on_listener_ready(sl_watch *w, uint32_t events) {
-  (void)events;
-  sl_listener *l = (sl_listener *)w;
-  for (int i = 0; i < ACCEPTS_PER_EVENT && l->watch.fd >= 0; i++) {
-    struct sockaddr_storage peer;
-    socklen_t len = sizeof peer;
-    int fd = accept4(l->watch.fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-        return out_of_descriptors(l, errno);
-      continue; /* that client gave up (ECONNABORTED, EPROTO...): the next */
-    }
-    sl_conn *c = add_conn(l->server, fd, &peer);
-    if (!c) continue;
-    if (l->tcp) start_tcp(c);
-    else start_ws(c);
-  }
+void sl_server_accepted(sl_server *s, bool tcp, int fd, const struct sockaddr_storage *peer) {
+  sl_conn *c = add_conn(s, fd, peer);
+  if (!c) return;
+  if (tcp) start_tcp(c);
+  else start_ws(c);
 }
 
 void sl_server_forget(sl_server *s, sl_conn *c) {
@@ -276,59 +222,6 @@ void sl_server_forget(sl_server *s, sl_conn *c) {
     sl_conn **p = &s->dirty;
     while (*p != c) p = &(*p)->dirty_next;
     *p = c->dirty_next;
-  }
-}
-
-/* A listening socket on host:port; the descriptor, or -errno. */
-static int open_listener(const char *host, int port) {
-  struct sockaddr_storage addr;
-  int r = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
-                            : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
-  if (r != 0) return r;
-  int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  int one = 1;
-  socklen_t len = addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-  /* A restarted server binds while its old connections sit in TIME_WAIT.
-   * Accepted sockets inherit TCP_NODELAY from the listener (Linux): a
-   * small reply is not held back behind an unacknowledged one, waiting for
-   * the client's delayed ACK (~40 ms), and no connection pays a setsockopt. */
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
-      bind(fd, (struct sockaddr *)&addr, len) != 0 || listen(fd, BACKLOG) != 0) {
-    r = -errno;
-    close(fd);
-    return r;
-  }
-  return fd;
-}
-
-static void close_listener(sl_listener *l) {
-  if (l->watch.fd < 0) return;
-  close(l->watch.fd); /* which takes it out of the poller's set */
-  l->watch = (sl_watch){.fd = -1};
-  l->paused = false;
-}
-
-/* Listens on port, or (like v3) the next free one after it; returns the
- * bound port, or -errno. */
-static int listen_on(sl_server *s, sl_listener *l, int port, bool tcp) {
-  for (int tries = 0;; tries++) {
-    int fd = open_listener(s->cfg.host, port);
-    if (fd >= 0) {
-      *l = (sl_listener){.watch = {.fd = fd, .cb = on_listener_ready}, .server = s, .tcp = tcp};
-      struct sockaddr_storage ss;
-      socklen_t len = sizeof ss;
-      int r = getsockname(fd, (struct sockaddr *)&ss, &len) == 0 ? sl_poller_watch(&l->watch, EPOLLIN) : -errno;
-      if (r != 0) {
-        close_listener(l);
-        return r;
-      }
-      return ntohs(((struct sockaddr_in *)&ss)->sin_port); /* where sin6_port is too */
-    }
-    if (fd != -EADDRINUSE || port == 0 || tries == MAX_PORT_TRIES) return fd;
-    sl_warn("port %d is in use, trying %d", port, port + 1);
-    port++;
   }
 }
 
@@ -347,15 +240,14 @@ static void open_io_batch(void) {
 
 int sl_server_start(sl_server *s) {
   open_io_batch();
-  keep_spare();
   int r = sl_poller_open(s->loop);
   if (r < 0) return r;
-  r = listen_on(s, &s->listener, s->cfg.port, false);
+  r = sl_listener_open(&s->listener, s, s->cfg.host, s->cfg.port, false);
   if (r >= 0) s->bound_port = r;
-  if (r >= 0 && s->cfg.tcp_port >= 0 && (r = listen_on(s, &s->tcp_listener, s->cfg.tcp_port, true)) >= 0)
+  if (r >= 0 && s->cfg.tcp_port >= 0 && (r = sl_listener_open(&s->tcp_listener, s, s->cfg.host, s->cfg.tcp_port, true)) >= 0)
     s->tcp_bound_port = r;
   if (r < 0) {
-    close_listener(&s->listener);
+    sl_listener_close(&s->listener);
     sl_poller_close();
     return r;
   }
@@ -402,8 +294,8 @@ void sl_server_drain(sl_server *s, void (*drained)(sl_server *s, bool forced)) {
   if (!s->started || s->stopped || s->draining) return;
   s->draining = true;
   s->drained = drained;
-  close_listener(&s->listener);
-  close_listener(&s->tcp_listener);
+  sl_listener_close(&s->listener);
+  sl_listener_close(&s->tcp_listener);
   uv_timer_init(s->loop, &s->drain_timer);
   s->drain_timer.data = s;
   uv_timer_start(&s->drain_timer, on_drain_timeout, s->cfg.graceful_shutdown ? s->cfg.shutdown_timeout : 0, 0);
@@ -421,8 +313,8 @@ void sl_server_stop(sl_server *s) {
   s->stopped = true;
   if (s->cluster) sl_cluster_stop(s->cluster); /* it frees itself once closed */
   s->cluster = NULL;
-  close_listener(&s->listener);
-  close_listener(&s->tcp_listener);
+  sl_listener_close(&s->listener);
+  sl_listener_close(&s->tcp_listener);
   sl_server_force(s);
   uv_close((uv_handle_t *)&s->tick, NULL);
   sl_busypoll_close(&s->busy);

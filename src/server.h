@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "accept.h"
 #include "busypoll.h"
 #include "cluster.h"
 #include "conn.h"
@@ -44,14 +45,6 @@ typedef struct {
   uint64_t frames_encoded; /* wire forms built: once per message and form, not per recipient */
   uint64_t started_at; /* ms */
 } sl_stats;
-
-/* A listening socket; watch.fd is -1 when there is none. */
-typedef struct {
-  sl_watch watch;
-  sl_server *server;
-  bool tcp;    /* the binary TCP protocol, else HTTP and WebSocket */
-  bool paused; /* out of descriptors: accepting again on the next tick */
-} sl_listener;
 
 struct sl_server {
   uv_loop_t *loop;
