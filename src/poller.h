@@ -4,8 +4,9 @@
  * io_uring does the reads and writes (iobatch.h): libuv accepts without the
  * peer's address (a getpeername follows), and removes each socket from its
  * epoll set with an epoll_ctl before closing it, which the close does
- * anyway. A handshake pays five calls through libuv, three here (accept4,
- * epoll_ctl, close).
+ * anyway. A handshake pays five calls through libuv; here the accept
+ * (accept.c) and the registration join the turn's batch, and the close is
+ * the one call left.
  *
  * One epoll set of our own holds every such socket, and libuv's own epoll
  * descriptor besides: the process waits in this set (sl_poller_run), and
