@@ -99,6 +99,7 @@ static bool accept_in_batch(sl_listener *l) {
 static void on_listener_ready(sl_watch *w, uint32_t events) {
   (void)events;
   sl_listener *l = (sl_listener *)w;
+  if (l->watch.fd < 0) return; /* closed by an earlier event of the same wait */
   if (batch_refuses || !accept_in_batch(l)) accept_now(l);
 }
 
