@@ -10,8 +10,8 @@
  * and the caller goes on as after those. A batch of one is the plain
  * system call, which costs less than the ring for a single operation.
  *
- * libuv still says which sockets are ready: a read callback whose buffer
- * is empty (UV_ENOBUFS) means "readable, read it yourself".
+ * The poller (poller.h) says which sockets are ready; new sockets' accepts
+ * and epoll registrations may join the batch too.
  *
  * Where io_uring is missing (an old kernel, a seccomp filter, the sysctl
  * kernel.io_uring_disabled) or was never opened, the adds say no and the
