@@ -58,7 +58,8 @@ sl_conn *sl_conn_new(sl_server *s, int fd) {
 
 int sl_conn_watch(sl_conn *c) {
   if (c->state == SL_CONN_CLOSED) return 0;
-  return sl_poller_watch(&c->watch, (c->reading ? EPOLLIN : 0) | (c->wants_out ? EPOLLOUT : 0));
+  /* A socket not yet in the set joins it with the turn's batch. */
+  return sl_poller_watch_soon(&c->watch, (c->reading ? EPOLLIN : 0) | (c->wants_out ? EPOLLOUT : 0));
 }
 
 static void outq_release_ring(sl_outq *q) {

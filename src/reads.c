@@ -81,8 +81,7 @@ int sl_reads_start(sl_conn *c) {
 }
 
 int sl_reads_begin(sl_conn *c) {
-  c->reading = true;
-  int r = sl_poller_watch_soon(&c->watch, EPOLLIN);
+  int r = sl_reads_start(c);
   if (r == 0 && c->read_pending < 0) join_batch(c); /* only where it costs no call of its own */
   return r;
 }
