@@ -106,12 +106,13 @@ static void on_listener_ready(sl_watch *w, uint32_t events) {
 void sl_accept_run(void) {
   for (unsigned i = 0; i < n_batched; i++) {
     batched_accept *a = &batched[i];
-    if (!a->l) continue;
+    sl_listener *l = a->l; /* a handler run by take() may close it, clearing a->l */
+    if (!l) continue;
     if (a->result == -EINVAL && !batch_refuses) {
       batch_refuses = true; /* the listener stays readable: accept4 takes it next turn */
       sl_debug("accepts: one system call each (this kernel's io_uring would wait for a connection)");
     }
-    if (take(a->l, a->result, &a->peer) && a->result >= 0) a->l->took++;
+    if (take(l, a->result, &a->peer) && a->result >= 0) l->took++;
   }
   for (unsigned i = 0; i < n_batched; i++) {
     sl_listener *l = batched[i].l;

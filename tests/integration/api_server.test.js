@@ -5,6 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const { apiServer, poll } = require('./apihelp');
 const { tryConnect, withTimeout, startServer, connect, fixture } = require('./harness');
+const net = require('node:net');
 const { tcpConnect } = require('./tcpwire');
 
 
@@ -116,4 +117,18 @@ test('a server started from a timer, after the script ran, serves WebSocket and 
   t.after(() => tcp.sock.destroy());
   tcp.emit('echo', 'late too');
   assert.strictEqual((await tcp.next('echo')).json(), 'late too');
+});
+
+// The TCP protocol runs onConnection as the client is accepted, while the
+// server goes through the turn's accepted connections (src/accept.c).
+test('server:stop() from onConnection of a TCP client: the server stops and exits cleanly', async (t) => {
+  const server = await startServer(fixture('stop_on_connect.lua'));
+  t.after(() => server.stop());
+  const tcpPort = Number((await server.waitForLog(/listening on port (\d+) \(tcp\)/))[1]);
+  const sock = net.connect(tcpPort, '127.0.0.1');
+  sock.on('error', () => {});
+  t.after(() => sock.destroy());
+  const exit = await withTimeout(server.exited, 5000, 'the server to exit');
+  assert.match(server.logs(), /stopping for /);
+  assert.deepStrictEqual(exit, { code: 0, signal: null }, server.logs());
 });
