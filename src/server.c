@@ -122,7 +122,6 @@ static void end_turn(void *server) {
 
 static void on_check(uv_check_t *h) { end_turn(h->data); }
 
-
 /* A quiet client gives back what can be made again on its next message:
  * its reusable ctx (a waiting handler keeps its own) and parser state. */
 static void idle(sl_conn *c) {
