@@ -156,8 +156,9 @@ void sl_listener_close(sl_listener *l) {
     else if (a->result >= 0) close(a->result);         /* run, not yet started: turned away */
     a->l = NULL;
   }
-  close(l->watch.fd); /* which takes it out of the poller's set */
-  l->watch = (sl_watch){.fd = -1};
+  sl_poller_forget(&l->watch);
+  close(l->watch.fd);
+  l->watch.fd = -1; /* its callback stays: an event of the same wait may still come */
   l->paused = false;
 }
 

@@ -269,8 +269,7 @@ void sl_conn_abort(sl_conn *c) {
   c->state = SL_CONN_CLOSED;
   sl_reads_forget(c);
   sl_poller_forget(&c->watch);
-  close(c->watch.fd); /* which also takes it out of the poller's set */
-  c->watch.events = 0;
+  close(c->watch.fd);
   sl_server_closed(c->server, c);
 }
 

@@ -52,8 +52,7 @@ void sl_poller_close(void) {
 }
 
 void sl_poller_forget(sl_watch *w) {
-  if (!w->batched) return;
-  sl_iobatch_cancel(w->batched - 1);
+  if (w->batched) sl_iobatch_cancel(w->batched - 1);
   w->batched = 0;
   w->events = 0;
 }

@@ -62,7 +62,8 @@ int sl_poller_watch(sl_watch *w, uint32_t events);
  * call less per connection). Should it fail there, w's callback gets
  * EPOLLERR with w out of the set. */
 int sl_poller_watch_soon(sl_watch *w, uint32_t events);
-/* Before w's socket is closed: an addition still waiting is taken back. */
+/* Before w's socket is closed (which takes it out of the set): an addition
+ * still waiting in the batch is taken back, and w is marked out of the set. */
 void sl_poller_forget(sl_watch *w);
 void sl_poller_hook(sl_turn_hook *h);
 void sl_poller_unhook(sl_turn_hook *h);

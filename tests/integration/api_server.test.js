@@ -132,3 +132,22 @@ test('server:stop() from onConnection of a TCP client: the server stops and exit
   assert.match(server.logs(), /stopping for /);
   assert.deepStrictEqual(exit, { code: 0, signal: null }, server.logs());
 });
+
+// With STELAR_IO_URING=0 a handler runs while the events of one wait are
+// handled; the listener's event comes after it in the same wait.
+test('server:stop() from a handler, a connection waiting on the listener in the same wait: the server exits cleanly', async (t) => {
+  const server = await startServer(fixture('stop_in_batch.lua'), { env: { STELAR_IO_URING: '0' } });
+  t.after(() => server.stop());
+  const a = await connect(server.port);
+  t.after(() => a.ws.terminate());
+  a.emit('stall', 300);
+  await new Promise((r) => setTimeout(r, 50));
+  a.emit('stop', null); // readable before the listener below
+  await new Promise((r) => setTimeout(r, 20));
+  const late = net.connect(server.port, '127.0.0.1');
+  late.on('error', () => {});
+  t.after(() => late.destroy());
+  const exit = await withTimeout(server.exited, 5000, 'the server to exit');
+  assert.match(server.logs(), /stopping/);
+  assert.deepStrictEqual(exit, { code: 0, signal: null }, server.logs());
+});
