@@ -102,9 +102,10 @@ void sl_reads_forget(sl_conn *c) {
 uint64_t sl_reads_count(void) { return n_arrived; }
 
 void sl_reads_run(void) {
-  if (!n_pending) return;
-  bufs_touched = true;
-  last_batch = sl_now_ms();
+  if (n_pending) {
+    bufs_touched = true;
+    last_batch = sl_now_ms();
+  }
   sl_server_submit_batch();
   n_pending = 0;
 }

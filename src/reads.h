@@ -22,7 +22,9 @@ void sl_reads_ready(sl_conn *c);
 void sl_reads_forget(sl_conn *c);
 /* Reads that brought bytes since start, batched or not. */
 uint64_t sl_reads_count(void);
-/* Runs the turn's batched reads and hands each one's bytes on. */
+/* Runs the turn's batch: its reads, each one's bytes handed on, and what
+ * else joined it while the wait's events were handled (accepts, new
+ * sockets' registrations). */
 void sl_reads_run(void);
 /* Called now and then: after a quiet half second the batch's read buffers (up
  * to 16 MiB, touched by bursts of many clients at once) give their pages

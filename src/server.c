@@ -112,7 +112,6 @@ static void on_prepare(uv_prepare_t *h) {
 static void end_turn(void *server) {
   sl_server *s = server;
   sl_reads_run();
-  sl_server_submit_batch(); /* accepts, when no read needed it */
   sl_accept_run();
   sl_server_flush(s);
   bury(s);
