@@ -29,6 +29,7 @@ typedef enum {
   OPT_EVENT_RATES, /* {event = {maxPoints, windowMs}} */
   OPT_TLS,         /* {cert = path, key = path [, ca = path]} */
   OPT_CLUSTER,     /* {redis = url [, prefix, nodeId, nodeTimeout]}, or false */
+  OPT_BUSY_POLL,   /* "auto", microseconds, or false (0) */
 } opt_type;
 
 #define CFG(field) offsetof(sl_config, field)
@@ -54,7 +55,7 @@ static const struct option {
     {"heartbeatTimeout", OPT_U32, CFG(heartbeat_timeout)},
     {"connectTimeout", OPT_U32, CFG(connect_timeout)},
     {"shutdownTimeout", OPT_U32, CFG(shutdown_timeout)},
-    {"busyPoll", OPT_U32, CFG(busy_poll_us)},
+    {"busyPoll", OPT_BUSY_POLL, CFG(busy_poll_us)},
     {"gracefulShutdown", OPT_BOOL, CFG(graceful_shutdown)},
     {"compression", OPT_BOOL, CFG(compression)},
     {"healthEndpoint", OPT_PATH_OFF, CFG(health_endpoint)},
@@ -90,6 +91,14 @@ static double check_number(lua_State *L, const struct option *o, double max) {
   if (v < 0 || v > max || v != (double)(long long)v)
     luaL_error(L, "stelar.server: option '%s' must be a whole number from 0 to %.0f", o->name, max);
   return v;
+}
+
+/* Up to an hour: SL_BUSYPOLL_AUTO, above it, stands for "auto". */
+static uint32_t check_busy_poll(lua_State *L, const struct option *o, bool off) {
+  if (off) return 0;
+  if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "auto") == 0) return SL_BUSYPOLL_AUTO;
+  if (lua_type(L, -1) != LUA_TNUMBER) bad_type(L, o, "\"auto\", microseconds or false");
+  return (uint32_t)check_number(L, o, 3600e6);
 }
 
 static void set_string(lua_State *L, char **field, const struct option *o, bool path) {
@@ -310,6 +319,7 @@ static void apply_one(lua_State *L, const struct option *o, sl_server *s) {
   case OPT_PATH: set_string(L, (char **)field, o, true); break;
   case OPT_STRING: set_string(L, (char **)field, o, false); break;
   case OPT_STRINGS: set_strings(L, cfg, o); break;
+  case OPT_BUSY_POLL: *(uint32_t *)field = check_busy_poll(L, o, off); break;
   case OPT_RATE: {
     char what[64];
     snprintf(what, sizeof what, "stelar.server: option '%s'", o->name);
@@ -440,7 +450,8 @@ void sl_options_push(lua_State *L, const sl_server *s) {
   NUM("heartbeatTimeout", c->heartbeat_timeout);
   NUM("connectTimeout", c->connect_timeout);
   NUM("shutdownTimeout", c->shutdown_timeout);
-  NUM("busyPoll", c->busy_poll_us);
+  if (c->busy_poll_us == SL_BUSYPOLL_AUTO) lua_pushliteral(L, "auto"), lua_setfield(L, -2, "busyPoll");
+  else NUM("busyPoll", c->busy_poll_us);
   BOOL("gracefulShutdown", c->graceful_shutdown);
   BOOL("compression", c->compression);
   if (c->health_endpoint) lua_pushstring(L, c->health_endpoint);

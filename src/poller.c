@@ -17,6 +17,8 @@ static struct {
   sl_watch libuv; /* libuv's own epoll descriptor, a member of ours */
   bool libuv_ready;
   uint64_t spin_until_ns; /* busy polling until then (uv_hrtime) */
+  uint64_t idle_since_ns; /* the end of the last turn that had events of ours */
+  uint64_t idle_ns;       /* how long the set was idle before this turn's events */
   sl_turn_hook *hooks;
 } set = {.fd = -1};
 
@@ -99,6 +101,8 @@ void sl_poller_unhook(sl_turn_hook *h) {
 
 void sl_poller_spin_until(uint64_t ns) { set.spin_until_ns = ns; }
 
+uint64_t sl_poller_idle_ns(void) { return set.idle_ns; }
+
 /* One wait in the set (as long as libuv has nothing due, or not at all
  * while busy polling) and what it brought. */
 static void take_events(uv_loop_t *loop) {
@@ -109,6 +113,7 @@ static void take_events(uv_loop_t *loop) {
   int n = epoll_wait(set.fd, ev, EVENTS_PER_WAIT, timeout);
   if (n < 0 && errno != EINTR) sl_error("epoll_wait: %s", strerror(errno));
   uv_update_time(loop); /* timers started by what comes count from now, as in libuv's own poll */
+  uint64_t woke_ns = n > 0 ? uv_hrtime() : 0;
   set.libuv_ready = false;
   /* A callback may close other sockets of this batch: their owners
    * outlive the batch (connections are freed between loop phases,
@@ -119,8 +124,11 @@ static void take_events(uv_loop_t *loop) {
     ours |= w != &set.libuv;
     w->cb(w, ev[i].events);
   }
+  if (!ours) return;
+  set.idle_ns = woke_ns - set.idle_since_ns;
   /* The turn's end, as the servers' check hooks would have run it. */
-  for (sl_turn_hook *h = set.hooks; ours && h; h = h->next) h->fn(h->arg);
+  for (sl_turn_hook *h = set.hooks; h; h = h->next) h->fn(h->arg);
+  set.idle_since_ns = uv_hrtime();
 }
 
 void sl_poller_run(uv_loop_t *loop) {

@@ -70,6 +70,9 @@ void sl_poller_unhook(sl_turn_hook *h);
 /* Busy polling (busypoll.h): no sleeping in the set until then (uv_hrtime
  * nanoseconds; 0: sleep as usual). */
 void sl_poller_spin_until(uint64_t ns);
+/* How long the set had been idle (sleeping or polling) between the end of
+ * the last turn with events of ours and this turn's events. */
+uint64_t sl_poller_idle_ns(void);
 /* Runs loop until nothing keeps it alive: in the set while a server runs,
  * in libuv alone otherwise. */
 void sl_poller_run(uv_loop_t *loop);

@@ -38,6 +38,7 @@ void sl_config_defaults(sl_config *cfg) {
       .rate_limit = {100, 1000},
       .cluster = {.node_timeout = 5000},
       .heartbeat_interval = 30000,
+      .busy_poll_us = SL_BUSYPOLL_AUTO,
       .heartbeat_timeout = 60000,
       .connect_timeout = 10000,
       .shutdown_timeout = 10000,
@@ -257,7 +258,7 @@ int sl_server_start(sl_server *s) {
   uv_check_start(&s->check, on_check);
   uv_timer_init(s->loop, &s->tick);
   uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS);
-  sl_busypoll_init(&s->busy);
+  sl_busypoll_init(&s->busy, s->cfg.busy_poll_us);
   s->turn = (sl_turn_hook){.fn = end_turn, .arg = s};
   sl_poller_hook(&s->turn);
   s->next_ping = sl_now_ms() + s->cfg.heartbeat_interval;

@@ -27,7 +27,7 @@ typedef struct {
   size_t max_payload_size, max_frame_size, max_buffered_bytes;
   uint32_t heartbeat_interval, heartbeat_timeout, connect_timeout;
   uint32_t shutdown_timeout;
-  uint32_t busy_poll_us; /* busyPoll: 0 off */
+  uint32_t busy_poll_us; /* busyPoll: 0 off, SL_BUSYPOLL_AUTO learnt (busypoll.h) */
   sl_rate rate_limit; /* max_points 0: off */
   bool graceful_shutdown, compression, trust_proxy;
   char *health_endpoint; /* NULL: disabled */

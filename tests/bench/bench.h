@@ -29,6 +29,7 @@ typedef struct {
   int server_pid;   /* 0 = unknown */
   bool self_test;
   bool spin;        /* poll without sleeping: no wake-up of ours in a latency figure */
+  double rate;      /* echo/ack: requests per second in all, paced (implies spin); 0 = as fast as replies come */
 } options;
 
 typedef enum { PHASE_SETUP, PHASE_WARMUP, PHASE_MEASURE, PHASE_DONE } phase;
@@ -137,6 +138,8 @@ struct bench {
   uint8_t *scratch; /* one message body is built here before framing */
   size_t scratch_cap;
   uint32_t rng;
+  uint64_t next_paced_ns; /* --rate: when the next request is due */
+  int next_paced_conn;
   void *workload_state;
 };
 
@@ -173,6 +176,9 @@ bool bench_running(const bench *b); /* warm-up or measure */
 
 /* ---- workloads.c ---- */
 const workload_ops *workload_find(const char *name);
+/* --rate: sends the requests due by now, round robin over the connections
+ * (each keeps at most --depth in flight); called between loop turns. */
+void workload_pace(bench *b);
 /* Builds b->tmpl for an event carrying {"t":..,"p":".."} of opt.payload bytes. */
 int template_build(bench *b, const char *event, bool ack);
 /* The latency of a reply that carries our timestamp; records it while measuring. */

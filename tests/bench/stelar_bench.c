@@ -3,7 +3,7 @@
  *   stelar-bench --workload echo|ack|fanout|connect|idle --transport ws|tcp
  *                --port P [--tcp-port P2] [--sender-port P3] [--connections N] [--depth D]
  *                [--senders S] [--duration S] [--payload BYTES]
- *                [--server-pid PID] [--concurrency C] [--source-addrs K] [--spin]
+ *                [--server-pid PID] [--concurrency C] [--source-addrs K] [--spin] [--rate R]
  *   stelar-bench --self-test [--workload echo|ack|connect|idle] ...
  *
  * Prints one `RESULT key=value ...` line on stdout, the rest on stderr.
@@ -13,7 +13,12 @@
  *
  * --spin polls the loop without ever sleeping (its core at 100%): a
  * round trip then no longer includes the generator being woken, which on
- * this VM is a good part of a 1x1 latency. */
+ * this VM is a good part of a 1x1 latency.
+ *
+ * --rate R (echo, ack) sends R requests a second in all, evenly spaced,
+ * instead of each reply's next request: the server's CPU at a given load
+ * rather than at its limit. Pacing finer than libuv's millisecond timers
+ * needs a loop that never sleeps, so it spins. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +39,7 @@ static void usage(void) {
           "usage: stelar-bench --workload echo|ack|fanout|connect|idle --transport ws|tcp --port P\n"
           "         [--tcp-port P2] [--sender-port P3] [--connections N] [--depth D] [--senders S] [--duration SECS]\n"
           "         [--payload BYTES] [--server-pid PID] [--concurrency C] [--source-addrs K]\n"
-          "         [--warmup SECS] [--setup-timeout SECS] [--settle SECS] [--host 127.0.0.1] [--spin]\n"
+          "         [--warmup SECS] [--setup-timeout SECS] [--settle SECS] [--host 127.0.0.1] [--spin] [--rate R]\n"
           "       stelar-bench --self-test [--workload echo|ack|connect|idle] [...]\n");
   exit(2);
 }
@@ -90,8 +95,14 @@ static options parse_args(int argc, char **argv) {
     else if (strcmp(a, "--setup-timeout") == 0) o.setup_timeout = number_arg(a, v, 1, 600);
     else if (strcmp(a, "--settle") == 0) o.settle = number_arg(a, v, 0, 60);
     else if (strcmp(a, "--server-pid") == 0) o.server_pid = (int)number_arg(a, v, 1, 1 << 22);
+    else if (strcmp(a, "--rate") == 0) o.rate = number_arg(a, v, 1, 10e6);
     else usage();
   }
+  if (o.rate && strcmp(o.workload, "echo") != 0 && strcmp(o.workload, "ack") != 0) {
+    fprintf(stderr, "stelar-bench: --rate is for echo and ack\n");
+    exit(2);
+  }
+  o.spin |= o.rate > 0;
   return o;
 }
 
@@ -124,9 +135,11 @@ static void raise_file_limit(void) {
 static const char *transport_name(const bench *b) { return b->opt.transport == TRANSPORT_WS ? "ws" : "tcp"; }
 
 static size_t result_head(const bench *b, char *line, size_t cap) {
-  int n = snprintf(line, cap, "RESULT workload=%s transport=%s connections=%d depth=%d%s%s",
+  char rate[32] = "";
+  if (b->opt.rate) snprintf(rate, sizeof rate, " rate=%.0f", b->opt.rate);
+  int n = snprintf(line, cap, "RESULT workload=%s transport=%s connections=%d depth=%d%s%s%s",
                    b->opt.workload, transport_name(b), b->opt.connections, b->opt.depth,
-                   b->opt.self_test ? " target=mirror" : "", b->opt.spin ? " client=spin" : "");
+                   b->opt.self_test ? " target=mirror" : "", b->opt.spin ? " client=spin" : "", rate);
   return n > 0 ? (size_t)n : 0;
 }
 
@@ -284,7 +297,10 @@ static int run(bench *b) {
     bench_fail(b, "setup");
   }
   if (b->opt.spin)
-    while (b->phase != PHASE_DONE) uv_run(b->loop, UV_RUN_NOWAIT);
+    while (b->phase != PHASE_DONE) {
+      uv_run(b->loop, UV_RUN_NOWAIT);
+      workload_pace(b);
+    }
   else if (b->phase != PHASE_DONE)
     uv_run(b->loop, UV_RUN_DEFAULT);
   bool idle = strcmp(b->opt.workload, "idle") == 0;

@@ -127,8 +127,8 @@ static int ack_setup(bench *b) { return request_setup(b, "echoAck", true); }
 static void request_open(bconn *c) { count_ready(c->b); }
 
 static void request_start(bench *b) {
-  b->now_ns = uv_hrtime();
-  for (int i = 0; i < b->nconns; i++)
+  b->now_ns = b->next_paced_ns = uv_hrtime();
+  for (int i = 0; i < b->nconns && b->opt.rate == 0; i++)
     for (int d = 0; d < b->opt.depth; d++) send_request(&b->conns[i]);
   bench_run_window(b);
 }
@@ -140,7 +140,21 @@ static void request_reply(bconn *c, const message *m) {
   record_latency(b, m);
   b->events++;
   c->in_flight--;
-  if (bench_running(b)) send_request(c);
+  if (bench_running(b) && b->opt.rate == 0) send_request(c);
+}
+
+void workload_pace(bench *b) {
+  if (!bench_running(b) || b->opt.rate == 0) return;
+  uint64_t now = uv_hrtime();
+  uint64_t period_ns = (uint64_t)(1e9 / b->opt.rate);
+  for (int sent = 0; b->next_paced_ns <= now && sent < b->nconns; sent++) {
+    bconn *c = &b->conns[b->next_paced_conn];
+    b->next_paced_conn = (b->next_paced_conn + 1) % b->nconns;
+    b->next_paced_ns += period_ns;
+    b->now_ns = now;
+    if (c->in_flight < (uint32_t)b->opt.depth) send_request(c);
+  }
+  if (b->next_paced_ns + period_ns < now) b->next_paced_ns = now; /* fell behind: no burst to catch up */
 }
 
 static void echo_report(bench *b, char *line, size_t cap) {

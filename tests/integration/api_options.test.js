@@ -32,6 +32,8 @@ test('other wrong types and values name the option', async () => {
     ['logger', '"loud"'],
     ['busyPoll', '-1'],
     ['busyPoll', '"fast"'],
+    ['busyPoll', 'true'],
+    ['busyPoll', '3600000001'],
   ];
   const results = await Promise.all(cases.map(([name, value]) =>
     runToExit(file, { env: { API_OPT_NAME: name, API_OPT_JSON: value } })));

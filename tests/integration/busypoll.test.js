@@ -1,8 +1,10 @@
 'use strict';
 // busyPoll (src/busypoll.c): for that many microseconds after a read the
-// loop polls without sleeping, then sleeps in the kernel again; off by
-// default. What shows it from outside is the server's CPU time: a loop that
-// does not sleep uses its core while it waits, a sleeping one uses none.
+// loop polls without sleeping, then sleeps in the kernel again; "auto" by
+// default, a window of at most 50 us learnt from the gaps between reads
+// (its rule has unit tests: tests/unit/test_busypoll.c). What shows it from
+// outside is the server's CPU time: a loop that does not sleep uses its
+// core while it waits, a sleeping one uses none.
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
@@ -53,14 +55,28 @@ test('busyPoll keeps the loop awake after a read, then lets it sleep', async (t)
   assert.ok(after < SLEEPING, `after the window the server used ${(after * 100).toFixed(0)}% of a core`);
 });
 
-test('without busyPoll the loop sleeps between messages', async (t) => {
-  const { server, ws } = await setup(t, undefined);
+test('busyPoll = false: the loop sleeps between messages', async (t) => {
+  const { server, ws } = await setup(t, false);
   ws.emit('config');
-  assert.strictEqual((await ws.next('config')).data, 0, 'off by default');
+  assert.strictEqual((await ws.next('config')).data, 0, 'false reads back as 0');
   ws.emit('echo', 'x');
   assert.strictEqual((await ws.next('echo')).data, 'x');
   const share = await cpuShare(server, 150);
   assert.ok(share < SLEEPING, `the server used ${(share * 100).toFixed(0)}% of a core while idle`);
+});
+
+// A burst read in quick turns grows the learnt window to its bound; once
+// the messages stop, the loop polls for that window at most, then sleeps.
+test('by default ("auto") the loop sleeps once messages pause, after a burst too', async (t) => {
+  const { server, ws } = await setup(t, undefined);
+  ws.emit('config');
+  assert.strictEqual((await ws.next('config')).data, 'auto', 'getConfig().busyPoll');
+  const N = 500;
+  for (let i = 0; i < N; i++) ws.emit('echo', i);
+  for (let i = 0; i < N; i++) assert.strictEqual((await ws.next('echo')).data, i);
+  await sleep(20);
+  const share = await cpuShare(server, 200);
+  assert.ok(share < SLEEPING, `after the burst the server used ${(share * 100).toFixed(0)}% of a core`);
 });
 
 test('updateConfig({busyPoll = 0}) stops the spinning at once', async (t) => {
@@ -76,8 +92,21 @@ test('updateConfig({busyPoll = 0}) stops the spinning at once', async (t) => {
   assert.ok(after < SLEEPING, `after busyPoll = 0 the server used ${(after * 100).toFixed(0)}% of a core`);
 });
 
-test('every message arrives, in order, on both transports while the loop spins', async (t) => {
-  const { server, ws, closers } = await setup(t, 100000);
+test('updateConfig({busyPoll = "auto"}) after a fixed window: learnt afresh, the spinning stops at once', async (t) => {
+  const { server, ws } = await setup(t, 60000000); // a minute
+  ws.emit('echo', 'x');
+  await ws.next('echo');
+  const busy = await cpuShare(server, 100);
+  assert.ok(busy > SPINNING, `spinning: ${(busy * 100).toFixed(0)}% of a core`);
+  ws.emit('auto');
+  assert.strictEqual((await ws.next('auto')).data, 'auto');
+  await sleep(20);
+  const after = await cpuShare(server, 200);
+  assert.ok(after < SLEEPING, `after busyPoll = "auto" the server used ${(after * 100).toFixed(0)}% of a core`);
+});
+
+for (const busyPoll of [100000, undefined]) test(`every message arrives, in order, on both transports (busyPoll ${busyPoll ?? '"auto"'})`, async (t) => {
+  const { server, ws, closers } = await setup(t, busyPoll);
   const tcpPort = Number((await server.waitForLog(/listening on port (\d+) \(tcp\)/))[1]);
   const tcp = await tcpConnect(tcpPort);
   closers.push(() => tcp.destroy());
