@@ -5,6 +5,11 @@
 -- no rate limit, connection limits above the idle workload's 19,000.
 local stelar = require("stelar")
 
+-- busyPoll from BUSY_POLL (microseconds or "false", scripts/bench); absent
+-- otherwise (the default), so that older builds run this script.
+local busy_poll = tonumber(os.getenv("BUSY_POLL"))
+if os.getenv("BUSY_POLL") == "false" then busy_poll = false end
+
 local server = stelar.server {
   host = "127.0.0.1",
   port = tonumber(os.getenv("PORT")) or 0,
@@ -12,9 +17,7 @@ local server = stelar.server {
   rateLimit = false,
   maxConnections = 100000,
   maxConnectionsPerIP = 100000,
-  -- a latency run with a busy-polling server (scripts/bench sets BUSY_POLL,
-  -- microseconds); absent otherwise, so that older builds run this script
-  busyPoll = tonumber(os.getenv("BUSY_POLL")),
+  busyPoll = busy_poll,
   -- scripts/bench --cluster: nodes of one cluster over the Redis it started.
   cluster = os.getenv("REDIS_URL") and { redis = os.getenv("REDIS_URL"), nodeId = os.getenv("NODE_ID") } or nil,
 }
