@@ -8,6 +8,8 @@
 const test = require('node:test');
 const assert = require('node:assert');
 const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const { startServer, connect, fixture, sleep } = require('./harness');
 const { tcpConnect } = require('./tcpwire');
 
@@ -95,6 +97,42 @@ for (const [event, read] of [['off', true], ['auto', 'auto']]) {
     assert.ok(after < SLEEPING, `after ${event} the server used ${(after * 100).toFixed(0)}% of a core`);
   });
 }
+
+// A hot reload applies a changed busyPoll as updateConfig does.
+test('a reload from a fixed window to busyPoll = false stops the spinning', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stelar-busypoll-'));
+  const file = path.join(dir, 'app.lua');
+  const write = (value) => {
+    const tmp = path.join(dir, '.app.lua.tmp'); // write-then-rename, as editors save
+    fs.writeFileSync(tmp, `local stelar = require("stelar")
+local server = stelar.server { host = "127.0.0.1", port = 0, rateLimit = false, busyPoll = ${value} }
+server:on("echo", function(ctx) ctx:emit("echo", ctx.data) end)
+server:on("config", function(ctx) ctx:emit("config", server:getConfig().busyPoll) end)
+server:start()
+`);
+    fs.renameSync(tmp, file);
+  };
+  write(60000000); // a minute
+  const server = await startServer(file);
+  const ws = await connect(server.port);
+  t.after(async () => {
+    ws.ws.terminate();
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  ws.emit('echo', 'x');
+  await ws.next('echo');
+  const busy = await cpuShare(server, 100);
+  assert.ok(busy > SPINNING, `spinning: ${(busy * 100).toFixed(0)}% of a core`);
+  write('false');
+  server.proc.kill('SIGHUP');
+  await server.waitForLog(/reloaded \S+ \(SIGHUP\)/);
+  ws.emit('config');
+  assert.strictEqual((await ws.next('config')).data, 0, 'getConfig().busyPoll after the reload');
+  await sleep(20);
+  const after = await cpuShare(server, 200);
+  assert.ok(after < SLEEPING, `after the reload the server used ${(after * 100).toFixed(0)}% of a core`);
+});
 
 for (const busyPoll of [100000, undefined]) test(`every message arrives, in order, on both transports (busyPoll ${busyPoll ?? '"auto"'})`, async (t) => {
   const { server, ws, closers } = await setup(t, busyPoll);
