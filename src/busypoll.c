@@ -1,7 +1,5 @@
 #include "busypoll.h"
 
-#include <uv.h>
-
 #include "poller.h"
 
 void sl_busypoll_init(sl_busypoll *b, uint32_t option_us) { *b = (sl_busypoll){.option_us = option_us}; }
@@ -25,14 +23,14 @@ void sl_busypoll_turn(sl_busypoll *b, uint32_t option_us, uint64_t reads) {
   if (option_us != b->option_us) { /* changed (updateConfig): from nothing, at once */
     b->option_us = option_us;
     b->window_ns = 0;
-    sl_poller_spin_until(0);
+    sl_poller_spin_stop();
   }
   if (reads == b->reads_seen) return;
   b->reads_seen = reads;
   b->window_ns = sl_busypoll_window(b->window_ns, option_us, sl_poller_idle_ns());
-  if (b->window_ns) sl_poller_spin_until(uv_hrtime() + b->window_ns);
+  sl_poller_spin_for(b->window_ns);
 }
 
 void sl_busypoll_close(sl_busypoll *b) {
-  if (b->window_ns) sl_poller_spin_until(0);
+  if (b->window_ns) sl_poller_spin_stop();
 }

@@ -16,7 +16,8 @@ static struct {
   unsigned users;
   sl_watch libuv; /* libuv's own epoll descriptor, a member of ours */
   bool libuv_ready;
-  uint64_t spin_until_ns; /* busy polling until then (uv_hrtime) */
+  uint64_t spin_until_ns; /* busy polling until then (uv_hrtime); 0: sleep */
+  uint64_t spin_for_ns;   /* asked for since the last wait: poll that long after the turn */
   uint64_t idle_since_ns; /* the end of the last turn that had events of ours */
   uint64_t idle_ns;       /* how long the set was idle before this turn's events */
   sl_turn_hook *hooks;
@@ -50,7 +51,7 @@ void sl_poller_close(void) {
   if (set.fd < 0 || --set.users) return;
   close(set.fd);
   set.fd = -1;
-  set.spin_until_ns = 0;
+  sl_poller_spin_stop();
 }
 
 void sl_poller_forget(sl_watch *w) {
@@ -99,7 +100,11 @@ void sl_poller_unhook(sl_turn_hook *h) {
   if (*p) *p = h->next;
 }
 
-void sl_poller_spin_until(uint64_t ns) { set.spin_until_ns = ns; }
+void sl_poller_spin_for(uint64_t ns) {
+  if (ns > set.spin_for_ns) set.spin_for_ns = ns; /* servers of one process: the longest */
+}
+
+void sl_poller_spin_stop(void) { set.spin_until_ns = set.spin_for_ns = 0; }
 
 uint64_t sl_poller_idle_ns(void) { return set.idle_ns; }
 
@@ -108,6 +113,8 @@ uint64_t sl_poller_idle_ns(void) { return set.idle_ns; }
 static void take_events(uv_loop_t *loop) {
   uv_update_time(loop);
   int timeout = uv_backend_timeout(loop);
+  if (set.spin_for_ns) set.spin_until_ns = set.idle_since_ns + set.spin_for_ns;
+  set.spin_for_ns = 0;
   if (set.spin_until_ns && uv_hrtime() < set.spin_until_ns) timeout = 0;
   struct epoll_event ev[EVENTS_PER_WAIT];
   int n = epoll_wait(set.fd, ev, EVENTS_PER_WAIT, timeout);

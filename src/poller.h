@@ -67,9 +67,10 @@ int sl_poller_watch_soon(sl_watch *w, uint32_t events);
 void sl_poller_forget(sl_watch *w);
 void sl_poller_hook(sl_turn_hook *h);
 void sl_poller_unhook(sl_turn_hook *h);
-/* Busy polling (busypoll.h): no sleeping in the set until then (uv_hrtime
- * nanoseconds; 0: sleep as usual). */
-void sl_poller_spin_until(uint64_t ns);
+/* Busy polling (busypoll.h): no sleeping in the set for ns after the end of
+ * this turn (the longest asked for wins); stop: sleep as usual from now. */
+void sl_poller_spin_for(uint64_t ns);
+void sl_poller_spin_stop(void);
 /* How long the set had been idle (sleeping or polling) between the end of
  * the last turn with events of ours and this turn's events. */
 uint64_t sl_poller_idle_ns(void);
