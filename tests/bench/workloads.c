@@ -145,13 +145,12 @@ static void request_reply(bconn *c, const message *m) {
 
 void workload_pace(bench *b) {
   if (!bench_running(b) || b->opt.rate == 0) return;
-  uint64_t now = uv_hrtime();
+  uint64_t now = b->now_ns = uv_hrtime();
   uint64_t period_ns = (uint64_t)(1e9 / b->opt.rate);
   for (int sent = 0; b->next_paced_ns <= now && sent < b->nconns; sent++) {
     bconn *c = &b->conns[b->next_paced_conn];
     b->next_paced_conn = (b->next_paced_conn + 1) % b->nconns;
     b->next_paced_ns += period_ns;
-    b->now_ns = now;
     if (c->in_flight < (uint32_t)b->opt.depth) send_request(c);
   }
   if (b->next_paced_ns + period_ns < now) b->next_paced_ns = now; /* fell behind: no burst to catch up */
