@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "app.h"
 #include "iobatch.h"
@@ -269,7 +268,7 @@ void sl_conn_abort(sl_conn *c) {
   c->state = SL_CONN_CLOSED;
   sl_reads_forget(c);
   sl_poller_forget(&c->watch);
-  close(c->watch.fd);
+  sl_iobatch_close_fd(c->watch.fd);
   sl_server_closed(c->server, c);
 }
 

@@ -4,17 +4,19 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define RING_ENTRIES 1024
 #define IOV_POOL (RING_ENTRIES * 8)
 #define SUBMIT_TRIES 16
 
-typedef enum { OP_READ, OP_SEND, OP_EPOLL_CTL, OP_ACCEPT } op_kind;
+typedef enum { OP_READ, OP_SEND, OP_EPOLL_CTL, OP_ACCEPT, OP_CLOSE } op_kind;
 
 /* Not in liburing 2.3's header: an accept that answers -EAGAIN at once
  * when no connection waits, instead of waiting for one (Linux 6.10). */
@@ -53,6 +55,8 @@ static struct {
   unsigned iov_used; /* of iov */
   slot slots[RING_ENTRIES];
   struct iovec iov[IOV_POOL];
+  unsigned n_closes; /* sockets to close with the next submit, in closes[] */
+  int closes[RING_ENTRIES];
 } batch;
 
 const char *sl_iobatch_open(void) {
@@ -67,6 +71,8 @@ const char *sl_iobatch_open(void) {
 }
 
 void sl_iobatch_close(void) {
+  for (unsigned i = 0; i < batch.n_closes; i++) close(batch.closes[i]);
+  batch.n_closes = 0;
   if (!batch.on) return;
   io_uring_queue_exit(&batch.ring);
   batch.on = false;
@@ -129,6 +135,26 @@ int sl_iobatch_accept(int fd, struct sockaddr *addr, socklen_t *len, sl_iobatch_
   return ticket;
 }
 
+void sl_iobatch_close_fd(int fd) {
+  if (batch.on && batch.n_closes < RING_ENTRIES) batch.closes[batch.n_closes++] = fd;
+  else close(fd);
+}
+
+/* A close the kernel would not take is done here. */
+static void close_done(void *fd, ssize_t result) {
+  if (result == -EAGAIN) close((int)(intptr_t)fd);
+}
+
+/* The closes asked for since the last submit join this one, after its other
+ * operations (a send to the socket goes first); those without a slot close now. */
+static void add_closes(void) {
+  for (unsigned i = 0; i < batch.n_closes; i++) {
+    int fd = batch.closes[i], ticket;
+    if (!take_slot(OP_CLOSE, fd, close_done, (void *)(intptr_t)fd, &ticket)) close(fd);
+  }
+  batch.n_closes = 0;
+}
+
 void sl_iobatch_cancel(int ticket) {
   if (ticket >= 0 && (unsigned)ticket < batch.count && !batch.reaping) batch.slots[ticket].done = NULL;
 }
@@ -145,6 +171,7 @@ static ssize_t run_directly(slot *s) {
   case OP_SEND: r = sendmsg(s->fd, &s->u.send, MSG_DONTWAIT | MSG_NOSIGNAL); break;
   case OP_ACCEPT: r = accept4(s->fd, s->u.accept.addr, s->u.accept.len, SOCK_NONBLOCK | SOCK_CLOEXEC); break;
   case OP_EPOLL_CTL: r = epoll_ctl(s->u.epoll.epfd, s->u.epoll.op, s->fd, &s->u.epoll.ev); break;
+  case OP_CLOSE: r = close(s->fd); break;
   }
   return r < 0 ? -errno : r;
 }
@@ -158,6 +185,7 @@ static void prepare_sqe(struct io_uring_sqe *sqe, slot *s) {
     sqe->ioprio |= IORING_ACCEPT_DONTWAIT;
     break;
   case OP_EPOLL_CTL: io_uring_prep_epoll_ctl(sqe, s->u.epoll.epfd, s->fd, s->u.epoll.op, &s->u.epoll.ev); break;
+  case OP_CLOSE: io_uring_prep_close(sqe, s->fd); break;
   }
   io_uring_sqe_set_data(sqe, s);
 }
@@ -219,7 +247,9 @@ static void refuse_after(unsigned taken) {
 }
 
 int sl_iobatch_submit(void) {
-  if (!batch.count || batch.reaping) return 0; /* from a done callback: that batch is running */
+  if (batch.reaping) return 0; /* from a done callback: that batch is running */
+  add_closes();
+  if (!batch.count) return 0;
   batch.reaping = true;
   int status = 0;
   if (batch.count == 1) {

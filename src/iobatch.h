@@ -56,6 +56,12 @@ int sl_iobatch_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *ev,
  * from kernels before 6.10, which cannot accept without waiting here.
  * Returns a ticket, or -1: accept yourself. */
 int sl_iobatch_accept(int fd, struct sockaddr *addr, socklen_t *len, sl_iobatch_done done, void *owner);
+/* Closes fd with the next submit (one system call fewer per connection),
+ * or now without a ring; may be called while a batch runs. The socket
+ * stays open, and in any epoll set, until then: a submit must come before
+ * its owner's memory can be woken for again (the poller submits before
+ * it waits). */
+void sl_iobatch_close_fd(int fd);
 /* Takes back an operation not yet submitted (its socket is closing, and
  * its number could be reused before the submit): it never runs or reports. */
 void sl_iobatch_cancel(int ticket);
