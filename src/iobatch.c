@@ -248,7 +248,7 @@ static void refuse_after(unsigned taken) {
 
 int sl_iobatch_submit(void) {
   if (batch.reaping) return 0; /* from a done callback: that batch is running */
-  add_closes();
+  if (batch.n_closes) add_closes();
   if (!batch.count) return 0;
   batch.reaping = true;
   int status = 0;
