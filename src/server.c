@@ -318,6 +318,7 @@ void sl_server_stop(sl_server *s) {
   uv_close((uv_handle_t *)&s->tick, NULL);
   sl_busypoll_close(&s->busy);
   for (sl_conn *c = s->conns; c; c = c->next) sl_conn_abort(c);
+  sl_server_submit_batch(); /* their closes: no turn of this server comes to run them */
   sl_poller_unhook(&s->turn);
   sl_poller_close();
   /* The closed connections are freed once this call's callers are done. */

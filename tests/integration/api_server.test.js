@@ -133,6 +133,25 @@ test('server:stop() from onConnection of a TCP client: the server stops and exit
   assert.deepStrictEqual(exit, { code: 0, signal: null }, server.logs());
 });
 
+// A connection's socket closes with the turn's io_uring batch; a stop from
+// a timer, with no server left to run a turn, must still close them.
+test('server:stop() from a timer while the process runs on: WebSocket and TCP clients are closed at once', async (t) => {
+  const server = await startServer(fixture('stop_from_timer.lua'));
+  t.after(() => server.stop());
+  const tcpPort = Number((await server.waitForLog(/listening on port (\d+) \(tcp\)/))[1]);
+  const a = await connect(server.port);
+  t.after(() => a.ws.terminate());
+  const tcp = await tcpConnect(tcpPort);
+  t.after(() => tcp.sock.destroy());
+  const tcpEnded = new Promise((resolve) => tcp.sock.once('close', resolve));
+  a.emit('stop-soon', null);
+  await a.waitClose(1500);
+  await withTimeout(tcpEnded, 1500, 'the TCP client to be closed');
+  assert.match(server.logs(), /stopped from a timer/);
+  assert.strictEqual(server.proc.exitCode, null, 'the process still runs (its 5 s timer)');
+  assert.doesNotMatch(server.logs(), /still running/);
+});
+
 // With STELAR_IO_URING=0 a handler runs while the events of one wait are
 // handled; the listener's event comes after it in the same wait.
 test('server:stop() from a handler, a connection waiting on the listener in the same wait: the server exits cleanly', async (t) => {
