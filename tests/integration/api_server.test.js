@@ -147,7 +147,7 @@ test('server:stop() from a timer while the process runs on: WebSocket and TCP cl
   a.emit('stop-soon', null);
   await a.waitClose(1500);
   await withTimeout(tcpEnded, 1500, 'the TCP client to be closed');
-  assert.match(server.logs(), /stopped from a timer/);
+  await server.waitForLog(/stopped from a timer/, 1500);
   assert.strictEqual(server.proc.exitCode, null, 'the process still runs (its 5 s timer)');
   assert.doesNotMatch(server.logs(), /still running/);
 });
