@@ -1,7 +1,12 @@
 /* The self-test's server: a forked process that answers the handshake
  * (101, or the TCP CONNECT frame) and sends every frame straight back -
  * no JSON, no Lua, one io_uring batch of reads and one of writes per turn. A generator
- * figure measured against it is the generator's own ceiling. */
+ * figure measured against it is the generator's own ceiling.
+ *
+ * For fanout it keeps one room: a join (WebSocket "join-room", TCP JOIN) is
+ * answered "joined-room", and a "shout" goes as it came to every member
+ * but the sender, who gets "sent" - what bench_server.lua does, told apart
+ * by the event name's bytes instead of a JSON parse. */
 #define _GNU_SOURCE /* sched_setaffinity */
 #include <errno.h>
 #include <sched.h>
@@ -29,18 +34,41 @@ typedef struct mconn {
   uint8_t in[MIRROR_BUF], out[MIRROR_BUF];
   size_t in_len, out_head, out_len, write_end;
   int read_ticket; /* its read in the turn's io_uring batch, or -1 */
+  int member;      /* its place in room[], or -1 */
 } mconn;
 
 static uv_loop_t mirror_loop, *loop = &mirror_loop;
 static uv_tcp_t ws_listener, tcp_listener;
 static uv_check_t flusher;
 static mconn *dirty_head;
+static mconn **room;
+static int room_len, room_cap;
+
+static void room_join(mconn *m) {
+  if (m->member >= 0) return;
+  if (room_len == room_cap) {
+    int cap = room_cap ? room_cap * 2 : 64;
+    mconn **grown = realloc(room, (size_t)cap * sizeof *grown);
+    if (!grown) return;
+    room = grown, room_cap = cap;
+  }
+  m->member = room_len;
+  room[room_len++] = m;
+}
+
+static void room_leave(mconn *m) {
+  if (m->member < 0) return;
+  room[m->member] = room[--room_len];
+  room[m->member]->member = m->member;
+  m->member = -1;
+}
 
 static void mirror_closed(uv_handle_t *h) { free(h->data); }
 
 static void mirror_close(mconn *m) {
   if (m->closing) return;
   m->closing = true;
+  room_leave(m);
   sl_iobatch_cancel(m->read_ticket); /* uv_close closes the socket at once */
   m->read_ticket = -1;
   uv_close((uv_handle_t *)&m->tcp, mirror_closed);
@@ -76,11 +104,49 @@ static void mirror_tcp_frame(mconn *m, uint8_t type, const char *event, size_t e
   m->out_len += tcp_write_frame(dst, type, event, event_len, p, n);
 }
 
+static bool text_starts(const uint8_t *p, size_t n, const char *prefix) {
+  size_t len = strlen(prefix);
+  return n >= len && memcmp(p, prefix, len) == 0;
+}
+
+/* The generator writes "event" first in every envelope. */
+static bool ws_room_event(mconn *m, const ws_frame *f) {
+  static const char joined[] = "{\"event\":\"joined-room\",\"data\":\"bench\"}";
+  static const char sent[] = "{\"event\":\"sent\",\"data\":true}";
+  const uint8_t *p = f->payload;
+  size_t n = (size_t)f->payload_len;
+  if (f->opcode != WS_TEXT) return false;
+  if (text_starts(p, n, "{\"event\":\"join-room\"")) {
+    room_join(m);
+    mirror_ws_frame(m, WS_TEXT, joined, sizeof joined - 1);
+    return true;
+  }
+  if (!text_starts(p, n, "{\"event\":\"shout\"")) return false;
+  for (int i = 0; i < room_len; i++)
+    if (room[i] != m) mirror_ws_frame(room[i], WS_TEXT, p, n);
+  mirror_ws_frame(m, WS_TEXT, sent, sizeof sent - 1);
+  return true;
+}
+
+static bool tcp_room_event(mconn *m, const tcp_frame *f) {
+  if (f->type == TCP_JOIN) {
+    room_join(m);
+    mirror_tcp_frame(m, TCP_JSON, "joined-room", 11, "\"bench\"", 7);
+    return true;
+  }
+  if (f->type != TCP_JSON || f->event_len != 5 || memcmp(f->event, "shout", 5) != 0) return false;
+  for (int i = 0; i < room_len; i++)
+    if (room[i] != m) mirror_tcp_frame(room[i], TCP_JSON, "shout", 5, f->payload, f->payload_len);
+  mirror_tcp_frame(m, TCP_JSON, "sent", 4, "true", 4);
+  return true;
+}
+
 static long mirror_ws_input(mconn *m, uint8_t *p, size_t n) {
   ws_frame f;
   int r = ws_parse_frame(p, n, &f);
   if (r <= 0) return r;
   ws_unmask(&f);
+  if (ws_room_event(m, &f)) return (long)f.frame_len;
   if (f.opcode != WS_PONG)
     mirror_ws_frame(m, f.opcode == WS_PING ? WS_PONG : f.opcode, f.payload, (size_t)f.payload_len);
   if (f.opcode == WS_CLOSE) m->close_after_write = true;
@@ -91,6 +157,7 @@ static long mirror_tcp_input(mconn *m, uint8_t *p, size_t n) {
   tcp_frame f;
   int r = tcp_parse_frame(p, n, MIRROR_BUF, &f);
   if (r <= 0) return r;
+  if (tcp_room_event(m, &f)) return (long)f.frame_len;
   uint8_t type = f.type == TCP_ACK_REQ ? TCP_ACK_RES : f.type == TCP_PING ? TCP_PONG : f.type;
   mirror_tcp_frame(m, type, f.event, f.event_len, f.payload, f.payload_len);
   return (long)f.frame_len;
@@ -223,6 +290,7 @@ static void mirror_accept(uv_stream_t *listener, int status) {
   mconn *m = calloc(1, sizeof *m);
   if (!m) return;
   m->read_ticket = -1;
+  m->member = -1;
   uv_tcp_init(loop, &m->tcp);
   m->tcp.data = m;
   if (uv_accept(listener, (uv_stream_t *)&m->tcp) != 0) return mirror_close(m);
