@@ -44,16 +44,17 @@ static mconn *dirty_head;
 static mconn **room;
 static int room_len, room_cap;
 
-static void room_join(mconn *m) {
-  if (m->member >= 0) return;
+static bool room_join(mconn *m) {
+  if (m->member >= 0) return true;
   if (room_len == room_cap) {
     int cap = room_cap ? room_cap * 2 : 64;
     mconn **grown = realloc(room, (size_t)cap * sizeof *grown);
-    if (!grown) return;
+    if (!grown) return false;
     room = grown, room_cap = cap;
   }
   m->member = room_len;
   room[room_len++] = m;
+  return true;
 }
 
 static void room_leave(mconn *m) {
@@ -117,8 +118,8 @@ static bool ws_room_event(mconn *m, const ws_frame *f) {
   size_t n = (size_t)f->payload_len;
   if (f->opcode != WS_TEXT) return false;
   if (text_starts(p, n, "{\"event\":\"join-room\"")) {
-    room_join(m);
-    mirror_ws_frame(m, WS_TEXT, joined, sizeof joined - 1);
+    if (room_join(m)) mirror_ws_frame(m, WS_TEXT, joined, sizeof joined - 1);
+    else mirror_close(m); /* the generator then fails its setup, as it should */
     return true;
   }
   if (!text_starts(p, n, "{\"event\":\"shout\"")) return false;
@@ -130,8 +131,8 @@ static bool ws_room_event(mconn *m, const ws_frame *f) {
 
 static bool tcp_room_event(mconn *m, const tcp_frame *f) {
   if (f->type == TCP_JOIN) {
-    room_join(m);
-    mirror_tcp_frame(m, TCP_JSON, "joined-room", 11, "\"bench\"", 7);
+    if (room_join(m)) mirror_tcp_frame(m, TCP_JSON, "joined-room", 11, "\"bench\"", 7);
+    else mirror_close(m);
     return true;
   }
   if (f->type != TCP_JSON || f->event_len != 5 || memcmp(f->event, "shout", 5) != 0) return false;
