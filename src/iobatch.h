@@ -58,9 +58,10 @@ int sl_iobatch_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *ev,
 int sl_iobatch_accept(int fd, struct sockaddr *addr, socklen_t *len, sl_iobatch_done done, void *owner);
 /* Closes fd with the next submit (one system call fewer per connection),
  * or now without a ring; may be called while a batch runs. The socket
- * stays open, and in any epoll set, until then: a submit must come before
- * its owner's memory can be woken for again (the poller submits before
- * it waits). */
+ * stays open, and in any epoll set, until then: its owner must ignore its
+ * events until freed, and a submit must follow the free before the next
+ * wait (the server flushes after it frees closed connections, and
+ * server:stop() submits, since no turn of its own follows). */
 void sl_iobatch_close_fd(int fd);
 /* Takes back an operation not yet submitted (its socket is closing, and
  * its number could be reused before the submit): it never runs or reports. */

@@ -111,9 +111,6 @@ uint64_t sl_poller_idle_ns(void) { return set.idle_ns; }
 /* One wait in the set (as long as libuv has nothing due, or not at all
  * while busy polling) and what it brought. */
 static void take_events(uv_loop_t *loop) {
-  /* A socket closed in the batch is still in the set until the batch runs,
-   * and its connection is freed by then: nothing batched waits across a wait. */
-  if (sl_iobatch_submit() != 0) sl_warn("io_uring refused operations: one system call per read and write from now");
   uv_update_time(loop);
   int timeout = uv_backend_timeout(loop);
   if (set.spin_for_ns) set.spin_until_ns = set.idle_since_ns + set.spin_for_ns;

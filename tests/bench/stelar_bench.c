@@ -272,8 +272,8 @@ void bench_fail(bench *b, const char *reason) {
   bench_finish(b);
 }
 
-/* The self-test points the workload at a trivial echo server of ours, so
- * the figure is what the generator alone can drive. */
+/* The self-test points the workload at a trivial server of ours (mirror.c),
+ * so the figure is what the generator alone can drive. */
 static int start_self_test(options *o) {
   if (mirror_spawn(&o->port, &o->tcp_port, &o->server_pid) != 0) return -1;
   fprintf(stderr, "stelar-bench: self-test against the mirror server (pid %d, ports %d/%d)\n", o->server_pid,
