@@ -126,6 +126,7 @@ struct bench {
   uint64_t events; /* replies, deliveries or handshakes: the workload's unit */
   uint64_t errors;
   uint64_t events_at_start;
+  uint64_t reads, reads_at_start; /* reads that brought bytes, all connections */
   uint64_t window_start_ns, window_end_ns;
   uint64_t cpu_at_start, cpu_at_end;
   uint64_t server_cpu_at_start, server_cpu_at_end;

@@ -358,6 +358,7 @@ static void hung_up(bconn *c, ssize_t why) {
 /* Bytes read into c->in (n > 0), its end (0) or a failure (libuv's code). */
 static void got(bconn *c, ssize_t n) {
   if (n <= 0) return hung_up(c, n == 0 ? UV_EOF : n);
+  c->b->reads++;
   c->in_len += (size_t)n;
   process_input(c);
 }

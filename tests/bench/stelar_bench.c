@@ -195,6 +195,7 @@ static void measure_began(uv_timer_t *t) {
   bench *b = t->data;
   b->phase = PHASE_MEASURE;
   b->events_at_start = b->events;
+  b->reads_at_start = b->reads;
   b->window_start_ns = uv_hrtime();
   b->server_cpu_known = b->opt.server_pid > 0;
   take_cpu(b, &b->cpu_at_start, &b->server_cpu_at_start, &b->busy_at_start);

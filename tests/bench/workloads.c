@@ -261,11 +261,20 @@ static void fanout_message(bconn *c, const message *m) {
   (c->role == RECEIVER ? receiver_message : sender_message)(c, m);
 }
 
+/* How many deliveries a receiver's read brought: the shouts the server
+ * took in one turn, whose sends each carry that many. The figure follows
+ * it, and it follows how far the generator lags behind the server's sends
+ * (Fanout in the README). */
+static double deliveries_per_read(const bench *b) {
+  uint64_t reads = b->reads - b->reads_at_start;
+  return reads ? (double)(b->events - b->events_at_start) / (double)reads : 0;
+}
+
 static void fanout_report(bench *b, char *line, size_t cap) {
   size_t n = strlen(line);
   double rate = window_rate(b);
-  snprintf(line + n, cap - n, " senders=%d deliveries_per_sec=%.0f shouts_per_sec=%.0f", fanout.senders, rate,
-           rate / fanout.receivers);
+  snprintf(line + n, cap - n, " senders=%d deliveries_per_sec=%.0f shouts_per_sec=%.0f deliveries_per_read=%.2f",
+           fanout.senders, rate, rate / fanout.receivers, deliveries_per_read(b));
   latency_keys(b, line, cap);
 }
 
