@@ -121,6 +121,7 @@ struct bench {
   bconn *dirty_head;
   phase phase;
   uint64_t t0_ns;  /* message timestamps count from here */
+  size_t stamp_at; /* where the last reply had its timestamp: replies share a layout */
   uint64_t now_ns; /* taken once per read callback */
   int ready;       /* connections that finished their setup */
   uint64_t events; /* replies, deliveries or handshakes: the workload's unit */
@@ -146,6 +147,7 @@ struct bench {
 
 /* ---- net.c: connections ---- */
 void conn_init(bench *b, bconn *c, int index, int role, size_t in_cap, size_t out_cap);
+void conn_delay_acks(bconn *c);
 /* Opens a TCP connection from slot c (its source address chosen by attempt count). */
 void conn_start(bconn *c);
 /* Closes now (no close frame). on_closed runs from the close callback. */

@@ -169,9 +169,13 @@ bool envelope_event(const uint8_t *p, size_t n, const char **event, size_t *even
   return true;
 }
 
-bool json_find_uint(const uint8_t *p, size_t n, const char *key, size_t key_len, uint64_t *value) {
-  const uint8_t *at = memmem(p, n, key, key_len);
-  if (!at) return false;
+bool json_find_uint(const uint8_t *p, size_t n, const char *key, size_t key_len, size_t *hint, uint64_t *value) {
+  const uint8_t *at = p + *hint;
+  if (*hint + key_len > n || memcmp(at, key, key_len) != 0) {
+    at = memmem(p, n, key, key_len);
+    if (!at) return false;
+    *hint = (size_t)(at - p);
+  }
   const uint8_t *q = at + key_len, *end = p + n;
   if (q == end || *q < '0' || *q > '9') return false;
   uint64_t v = 0;

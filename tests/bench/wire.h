@@ -71,8 +71,11 @@ size_t ws_upgrade_request(char *dst, size_t cap, int port, const uint8_t key16[1
 
 /* The envelope's "event" string (no unescaping: bench events are plain). */
 bool envelope_event(const uint8_t *p, size_t n, const char **event, size_t *event_len);
-/* The unsigned integer after the first occurrence of key (e.g. "\"t\":"). */
-bool json_find_uint(const uint8_t *p, size_t n, const char *key, size_t key_len, uint64_t *value);
+/* The unsigned integer after key (e.g. "\"t\":"): at offset *hint when the
+ * key is there (bodies of one kind share a layout, and a search per message
+ * cost the generator 5-7% of its core), else after its first occurrence,
+ * whose offset *hint then keeps. */
+bool json_find_uint(const uint8_t *p, size_t n, const char *key, size_t key_len, size_t *hint, uint64_t *value);
 /* Decimal digits of v at dst; returns their count (at most 20). */
 size_t u64_to_dec(char *dst, uint64_t v);
 

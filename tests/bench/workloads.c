@@ -68,7 +68,7 @@ int template_build(bench *b, const char *event, bool ack) {
 
 void record_latency(bench *b, const message *m) {
   uint64_t sent;
-  if (!json_find_uint(m->body, m->body_len, "\"t\":", 4, &sent)) {
+  if (!json_find_uint(m->body, m->body_len, "\"t\":", 4, &b->stamp_at, &sent)) {
     bench_error(b, "a reply without our timestamp: %.*s", (int)(m->body_len < 80 ? m->body_len : 80),
                 (const char *)m->body);
     return;
@@ -231,7 +231,9 @@ static void fanout_open(bconn *c) {
   }
 }
 
+/* Every receiver starts in the same ACK mode on either transport (net.c). */
 static void fanout_start(bench *b) {
+  for (int i = 0; i < fanout.receivers; i++) conn_delay_acks(&b->conns[i]);
   b->now_ns = uv_hrtime();
   pump_senders(b);
   bench_run_window(b);
