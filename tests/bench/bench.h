@@ -147,7 +147,6 @@ struct bench {
 
 /* ---- net.c: connections ---- */
 void conn_init(bench *b, bconn *c, int index, int role, size_t in_cap, size_t out_cap);
-void conn_delay_acks(bconn *c);
 /* Opens a TCP connection from slot c (its source address chosen by attempt count). */
 void conn_start(bconn *c);
 /* Closes now (no close frame). on_closed runs from the close callback. */

@@ -4,7 +4,6 @@
  * loop turn. */
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -401,20 +400,6 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread == UV_ENOBUFS && c->read_ticket >= 0) return; /* read in the turn's batch */
   c->b->now_ns = uv_hrtime();
   got(c, nread); /* UV_ENOBUFS here: a frame larger than we take */
-}
-
-/* Linux ACKs a read that emptied a socket of a small pushed segment at
- * once, unless the socket is in its ping-pong (interactive) mode, which
- * a reply within the delayed-ACK time turns on and an expired delayed-ACK
- * timer turns off. Whether a receiver ends its setup in that mode is an
- * accident of timing - WebSocket receivers did (their join follows the
- * 101 at once), TCP receivers did not - and on loopback each ACK costs
- * the generator's core both sides' processing (a third of it on TCP
- * fanout). TCP_QUICKACK = 0 puts the socket in ping-pong mode now. */
-void conn_delay_acks(bconn *c) {
-  uv_os_fd_t fd;
-  int zero = 0;
-  if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
 }
 
 /* ---- connecting ---- */

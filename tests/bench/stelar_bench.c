@@ -144,8 +144,8 @@ static const char *transport_name(const bench *b) { return b->opt.transport == T
 static size_t result_head(const bench *b, char *line, size_t cap) {
   char rate[32] = "";
   if (b->opt.rate) snprintf(rate, sizeof rate, " rate=%.0f", b->opt.rate);
-  int n = snprintf(line, cap, "RESULT workload=%s transport=%s connections=%d depth=%d%s%s%s",
-                   b->opt.workload, transport_name(b), b->opt.connections, b->opt.depth,
+  int n = snprintf(line, cap, "RESULT workload=%s transport=%s connections=%d depth=%d payload=%d%s%s%s",
+                   b->opt.workload, transport_name(b), b->opt.connections, b->opt.depth, b->opt.payload,
                    b->opt.self_test ? " target=mirror" : "", b->opt.spin ? " client=spin" : "", rate);
   return n > 0 ? (size_t)n : 0;
 }

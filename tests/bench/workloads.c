@@ -231,9 +231,7 @@ static void fanout_open(bconn *c) {
   }
 }
 
-/* Every receiver starts in the same ACK mode on either transport (net.c). */
 static void fanout_start(bench *b) {
-  for (int i = 0; i < fanout.receivers; i++) conn_delay_acks(&b->conns[i]);
   b->now_ns = uv_hrtime();
   pump_senders(b);
   bench_run_window(b);
