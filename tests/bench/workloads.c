@@ -264,7 +264,8 @@ static void fanout_message(bconn *c, const message *m) {
 /* How many deliveries a receiver's read brought: the shouts the server
  * took in one turn, whose sends each carry that many. The figure follows
  * it, and it follows how far the generator lags behind the server's sends
- * (Fanout in the README). */
+ * (Fanout in the README). The senders' reads count too: one a turn, next
+ * to a read per receiver. */
 static double deliveries_per_read(const bench *b) {
   uint64_t reads = b->reads - b->reads_at_start;
   return reads ? (double)(b->events - b->events_at_start) / (double)reads : 0;
