@@ -78,14 +78,17 @@ void sl_iobatch_close(void) {
   batch.on = false;
 }
 
+/* The closes waiting in closes[] have their slots kept: a close that
+ * found none would have to run before the batch's sends to its socket. */
+static bool slots_left(void) { return batch.count + batch.n_closes < RING_ENTRIES; }
+
 bool sl_iobatch_full(void) {
-  return batch.on && !batch.reaping &&
-         (batch.count == RING_ENTRIES || batch.iov_used + SL_IOBATCH_MAX_BUFS > IOV_POOL);
+  return batch.on && !batch.reaping && (!slots_left() || batch.iov_used + SL_IOBATCH_MAX_BUFS > IOV_POOL);
 }
 
 /* The next slot, for an operation op on fd (its add sets the rest), or NULL. */
 static slot *take_slot(op_kind op, int fd, sl_iobatch_done done, void *owner, int *ticket) {
-  if (!batch.on || batch.reaping || sl_iobatch_full()) return NULL;
+  if (!batch.on || batch.reaping || !slots_left()) return NULL;
   *ticket = (int)batch.count;
   slot *s = &batch.slots[batch.count++];
   s->done = done;
@@ -105,7 +108,7 @@ int sl_iobatch_read(int fd, void *buf, size_t len, sl_iobatch_done done, void *o
 }
 
 int sl_iobatch_send(int fd, const uv_buf_t *bufs, unsigned n, sl_iobatch_done done, void *owner) {
-  if (n == 0 || n > SL_IOBATCH_MAX_BUFS) return -1;
+  if (n == 0 || n > SL_IOBATCH_MAX_BUFS || batch.iov_used + n > IOV_POOL) return -1;
   int ticket;
   slot *s = take_slot(OP_SEND, fd, done, owner, &ticket);
   if (!s) return -1;
@@ -135,9 +138,20 @@ int sl_iobatch_accept(int fd, struct sockaddr *addr, socklen_t *len, sl_iobatch_
   return ticket;
 }
 
+/* Closes fd at once. Its operations still waiting for the submit are
+ * dropped first: closed, its number may go to a socket that an accept
+ * earlier in the batch creates, and they would run on that one. While a
+ * batch runs, every operation in it already holds its socket. */
+static void close_now(int fd) {
+  for (unsigned i = 0; i < batch.count && !batch.reaping; i++)
+    if (batch.slots[i].fd == fd) batch.slots[i].done = NULL;
+  close(fd);
+}
+
 void sl_iobatch_close_fd(int fd) {
-  if (batch.on && batch.n_closes < RING_ENTRIES) batch.closes[batch.n_closes++] = fd;
-  else close(fd);
+  bool room = batch.reaping ? batch.n_closes < RING_ENTRIES : slots_left();
+  if (batch.on && room) batch.closes[batch.n_closes++] = fd;
+  else close_now(fd);
 }
 
 /* A close the kernel would not take is done here. */
@@ -146,13 +160,14 @@ static void close_done(void *fd, ssize_t result) {
 }
 
 /* The closes asked for since the last submit join this one, after its other
- * operations (a send to the socket goes first); those without a slot close now. */
+ * operations (a send to the socket goes first), in the slots kept for them. */
 static void add_closes(void) {
-  for (unsigned i = 0; i < batch.n_closes; i++) {
-    int fd = batch.closes[i], ticket;
-    if (!take_slot(OP_CLOSE, fd, close_done, (void *)(intptr_t)fd, &ticket)) close(fd);
-  }
+  unsigned n = batch.n_closes;
   batch.n_closes = 0;
+  for (unsigned i = 0; i < n; i++) {
+    int fd = batch.closes[i], ticket;
+    if (!take_slot(OP_CLOSE, fd, close_done, (void *)(intptr_t)fd, &ticket)) close_now(fd);
+  }
 }
 
 void sl_iobatch_cancel(int ticket) {

@@ -57,7 +57,10 @@ int sl_iobatch_epoll_ctl(int epfd, int op, int fd, const struct epoll_event *ev,
  * Returns a ticket, or -1: accept yourself. */
 int sl_iobatch_accept(int fd, struct sockaddr *addr, socklen_t *len, sl_iobatch_done done, void *owner);
 /* Closes fd with the next submit (one system call fewer per connection),
- * or now without a ring; may be called while a batch runs. The socket
+ * after the batch's other operations; the slot is kept from then on, so
+ * the batch fills one operation sooner. Without a ring, or with the batch
+ * already full, it closes now and drops the batch's operations on fd. May
+ * be called while a batch runs. The socket
  * stays open, and in any epoll set, until then: its owner must ignore its
  * events until freed, and a submit must follow the free before the next
  * wait (the server flushes after it frees closed connections, and

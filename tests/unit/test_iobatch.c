@@ -237,6 +237,67 @@ static void test_limits(void) {
   close_pair(fds);
 }
 
+/* True when the peer of a socket closed by us reads its end at once (and
+ * no byte before it). */
+static bool reads_end(int peer) {
+  char c;
+  return read(peer, &c, 1) == 0;
+}
+
+static bool reads_nothing_yet(int peer) {
+  char c;
+  return read(peer, &c, 1) < 0 && errno == EAGAIN;
+}
+
+/* Adds reads of an empty socket until the batch is full; returns how many. */
+static int fill_with_reads(int fd) {
+  static char sink[8];
+  static outcome ignored;
+  int added = 0;
+  while (!sl_iobatch_full() && added < 100000) added += sl_iobatch_read(fd, sink, sizeof sink, record, &ignored) >= 0;
+  return added;
+}
+
+/* A close waits for the submit and runs after the batch's send to the same
+ * socket, even when the batch fills up after it: its slot is kept. */
+static void test_close_after_send(void) {
+  int fds[2], idle[2];
+  if (!CHECK(open_pair(fds) && open_pair(idle))) return;
+  uv_buf_t bye = uv_buf_init("bye", 3);
+  outcome o = {0};
+  CHECK(sl_iobatch_send(fds[0], &bye, 1, record, &o) >= 0);
+  sl_iobatch_close_fd(fds[0]);
+  CHECK(fill_with_reads(idle[0]) > 0);
+  CHECK(reads_nothing_yet(fds[1]));
+  CHECK_EQ_INT(sl_iobatch_submit(), 0);
+  CHECK_EQ_INT(o.result, 3);
+  char buf[8];
+  CHECK_MEM(buf, read_all(fds[1], buf, sizeof buf), LIT("bye"));
+  CHECK(reads_end(fds[1]));
+  close(fds[1]);
+  close_pair(idle);
+}
+
+/* With the batch already full the close runs at once, and the batch's send
+ * to that socket is dropped, not run on whatever socket takes its number. */
+static void test_close_when_full(void) {
+  int gone[2], idle[2], next[2];
+  if (!CHECK(open_pair(gone) && open_pair(idle))) return;
+  uv_buf_t lost = uv_buf_init("lost", 4);
+  outcome o = {0};
+  CHECK(sl_iobatch_send(gone[0], &lost, 1, record, &o) >= 0);
+  CHECK(fill_with_reads(idle[0]) > 0);
+  sl_iobatch_close_fd(gone[0]);
+  CHECK(reads_end(gone[1]));
+  if (!CHECK(open_pair(next))) return;
+  CHECK_EQ_INT(sl_iobatch_submit(), 0);
+  CHECK_EQ_INT(o.calls, 0);
+  CHECK(reads_nothing_yet(next[1]));
+  close(gone[1]);
+  close_pair(idle);
+  close_pair(next);
+}
+
 /* Closed (or never opened): every add says no, so callers do it themselves. */
 static void test_closed(void) {
   int fds[2];
@@ -267,6 +328,8 @@ int main(void) {
     test_epoll_ctl();
     test_no_adds_while_reporting();
     test_limits();
+    test_close_after_send();
+    test_close_when_full();
   }
   test_closed();
   return unit_summary("test_iobatch");
